@@ -1,0 +1,79 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// bridgeBufSize is the copy buffer of each direction of a bridge.
+const bridgeBufSize = 256 << 10
+
+// bridge joins a tailnet connection to one end of a socketpair; the other
+// end is handed to the caller. Two goroutines copy bytes, one a direction,
+// passing half-closes through, and the bridge ends when both are done or
+// when close is called.
+type bridge struct {
+	remote net.Conn // the tailnet side
+	local  net.Conn // our end of the socketpair
+	done   chan struct{}
+}
+
+// newBridge starts a bridge for remote and returns the caller's descriptor.
+// It takes ownership of remote. onDone runs once both copiers have stopped.
+func newBridge(remote net.Conn, onDone func(*bridge)) (*bridge, int, error) {
+	mine, theirs, err := socketpair(unix.SOCK_STREAM)
+	if err != nil {
+		remote.Close()
+		return nil, -1, err
+	}
+	local, err := fileConn(mine, "tailnet-conn")
+	if err != nil {
+		remote.Close()
+		closeFD(theirs)
+		return nil, -1, err
+	}
+	b := &bridge{remote: remote, local: local, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Go(func() { b.pump(local, remote) })
+	wg.Go(func() { b.pump(remote, local) })
+	go func() {
+		wg.Wait()
+		b.close()
+		close(b.done)
+		onDone(b)
+	}()
+	return b, theirs, nil
+}
+
+// pump copies src to dst until EOF, then half-closes dst. Any error other
+// than EOF tears the whole bridge down so the other direction stops too.
+func (b *bridge) pump(dst, src net.Conn) {
+	buf := make([]byte, bridgeBufSize)
+	_, err := io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, buf)
+	if err == nil && closeWrite(dst) == nil {
+		return
+	}
+	b.close()
+}
+
+// close aborts both sides; the copiers then return.
+func (b *bridge) close() {
+	b.remote.Close()
+	b.local.Close()
+}
+
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("no half-close")
+}
+
+// onlyReader and onlyWriter hide ReadFrom/WriteTo so io.CopyBuffer uses our
+// buffer (and its size) instead of a splice path that may pick its own.
+type onlyReader struct{ io.Reader }
+type onlyWriter struct{ io.Writer }

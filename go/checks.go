@@ -1,0 +1,64 @@
+package main
+
+import (
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// checkDial validates dial arguments before any goroutine is started, so
+// bad input fails fast and with a precise message.
+func checkDial(network, addr string) error {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return errorf(codeInvalid, "dial: network must be tcp, tcp4 or tcp6, not %q", network)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errorf(codeInvalid, "dial: address %q must be host:port", addr)
+	}
+	if host == "" {
+		return errorf(codeInvalid, "dial: address %q has no host", addr)
+	}
+	return checkPort("dial", port, false)
+}
+
+// checkListen validates listen arguments: ":port" or "ip:port".
+func checkListen(network, addr string) error {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return errorf(codeInvalid, "listen: network must be tcp, tcp4 or tcp6, not %q", network)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errorf(codeInvalid, "listen: address %q must be :port or ip:port", addr)
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		return errorf(codeInvalid, "listen: host in %q must be empty or an IP address", addr)
+	}
+	return checkPort("listen", port, true)
+}
+
+func checkPort(verb, port string, zeroOK bool) error {
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || strings.HasPrefix(port, "+") || (n == 0 && !zeroOK) {
+		return errorf(codeInvalid, "%s: port %q must be a number from 1 to 65535", verb, port)
+	}
+	return nil
+}
+
+// debugCounter reports process-wide counters used by leak tests.
+func debugCounter(name string) (int64, error) {
+	switch name {
+	case "goroutines":
+		return int64(runtime.NumGoroutine()), nil
+	case "ops":
+		return liveOps.Load(), nil
+	case "handles":
+		return liveHandles(), nil
+	}
+	return 0, errorf(codeInvalid, "unknown counter %q", name)
+}

@@ -1,0 +1,274 @@
+package main
+
+/*
+#include <stddef.h>
+#include <stdint.h>
+*/
+import "C"
+
+import (
+	"context"
+	"strings"
+
+	"tailscale.com/envknob"
+)
+
+// Every exported function follows one pattern: look up handles, check
+// output pointers, do the work, report errors through (errbuf, errlen) and
+// the return code, and never let a panic escape (guard).
+
+//export tailnet_new
+func tailnet_new(out *C.int64_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	if err := needOut("out", out == nil); err != nil {
+		return fail(err, errbuf, errlen)
+	}
+	*out = C.int64_t(newHandle(newServer()))
+	return fail(nil, errbuf, errlen)
+}
+
+//export tailnet_set
+func tailnet_set(h C.int64_t, key, value *C.char, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	s, err := lookup[*server](int64(h))
+	if err == nil {
+		err = s.configure(goString(key), goString(value))
+	}
+	return fail(err, errbuf, errlen)
+}
+
+//export tailnet_set_logfd
+func tailnet_set_logfd(h C.int64_t, fd C.int, verbose C.int, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	s, err := lookup[*server](int64(h))
+	if err == nil {
+		err = s.log.setFD(int64(h), int(fd), verbose != 0)
+	}
+	return fail(err, errbuf, errlen)
+}
+
+//export tailnet_start
+func tailnet_start(h C.int64_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	s, err := lookup[*server](int64(h))
+	if err == nil {
+		err = s.enter()
+	}
+	if err == nil {
+		err = s.start()
+		s.wg.Done()
+	}
+	return fail(err, errbuf, errlen)
+}
+
+//export tailnet_up
+func tailnet_up(h C.int64_t, timeoutMS C.int64_t, opOut *C.int64_t, waitFD *C.int, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	s, err := lookup[*server](int64(h))
+	if err == nil {
+		err = needOut("op/wait_fd", opOut == nil || waitFD == nil)
+	}
+	if err != nil {
+		return fail(err, errbuf, errlen)
+	}
+	o, err := s.startOp(int64(timeoutMS), s.up)
+	return putOp(o, err, opOut, waitFD, errbuf, errlen)
+}
+
+//export tailnet_dial
+func tailnet_dial(h C.int64_t, network, addr *C.char, timeoutMS C.int64_t, opOut *C.int64_t, waitFD *C.int, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	s, err := lookup[*server](int64(h))
+	if err == nil {
+		err = needOut("op/wait_fd", opOut == nil || waitFD == nil)
+	}
+	nw, ad := goString(network), goString(addr)
+	if err == nil {
+		err = checkDial(nw, ad)
+	}
+	if err != nil {
+		return fail(err, errbuf, errlen)
+	}
+	o, err := s.startOp(int64(timeoutMS), func(ctx context.Context) opResult { return s.dial(ctx, nw, ad) })
+	return putOp(o, err, opOut, waitFD, errbuf, errlen)
+}
+
+func putOp(o *op, err error, opOut *C.int64_t, waitFD *C.int, errbuf *C.char, errlen C.size_t) C.int {
+	if err != nil {
+		return fail(err, errbuf, errlen)
+	}
+	*opOut = C.int64_t(newHandle(o))
+	*waitFD = C.int(o.waitR)
+	return fail(nil, errbuf, errlen)
+}
+
+//export tailnet_op_result
+func tailnet_op_result(h C.int64_t, fdOut *C.int, text *C.char, textlen C.size_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	if fdOut != nil {
+		*fdOut = -1
+	}
+	o, err := lookup[*op](int64(h))
+	if err != nil {
+		return fail(err, errbuf, errlen)
+	}
+	res, err := o.result()
+	if fdOut != nil {
+		*fdOut = C.int(res.fd)
+	} else {
+		res.release() // the caller did not want it
+	}
+	copyOut(res.text, text, textlen)
+	return fail(err, errbuf, errlen)
+}
+
+//export tailnet_op_cancel
+func tailnet_op_cancel(h C.int64_t) (rc C.int) {
+	defer guard(&rc, nil, 0)
+	o, err := lookup[*op](int64(h))
+	if err == nil {
+		o.cancel()
+	}
+	return fail(err, nil, 0)
+}
+
+//export tailnet_op_free
+func tailnet_op_free(h C.int64_t) (rc C.int) {
+	defer guard(&rc, nil, 0)
+	o, err := lookup[*op](int64(h))
+	if err == nil {
+		dropHandle(int64(h))
+		o.free()
+	}
+	return fail(err, nil, 0)
+}
+
+//export tailnet_listen
+func tailnet_listen(h C.int64_t, network, addr *C.char, lnOut *C.int64_t, fdOut *C.int, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	s, err := lookup[*server](int64(h))
+	if err == nil {
+		err = needOut("listener/fd", lnOut == nil || fdOut == nil)
+	}
+	nw, ad := goString(network), goString(addr)
+	if err == nil {
+		err = checkListen(nw, ad)
+	}
+	if err != nil {
+		return fail(err, errbuf, errlen)
+	}
+	ln, fd, err := s.listen(nw, ad)
+	if err != nil {
+		return fail(err, errbuf, errlen)
+	}
+	*lnOut = C.int64_t(newHandle(ln))
+	*fdOut = C.int(fd)
+	return fail(nil, errbuf, errlen)
+}
+
+//export tailnet_listener_close
+func tailnet_listener_close(h C.int64_t) (rc C.int) {
+	defer guard(&rc, nil, 0)
+	ln, err := lookup[*listener](int64(h))
+	if err == nil {
+		dropHandle(int64(h))
+		ln.close()
+	}
+	return fail(err, nil, 0)
+}
+
+//export tailnet_ips
+func tailnet_ips(h C.int64_t, buf *C.char, buflen C.size_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	s, err := lookup[*server](int64(h))
+	if err != nil {
+		return fail(err, errbuf, errlen)
+	}
+	var ips []string
+	for _, ip := range s.ips() {
+		ips = append(ips, ip.String())
+	}
+	copyOut(strings.Join(ips, ","), buf, buflen)
+	return fail(nil, errbuf, errlen)
+}
+
+//export tailnet_close
+func tailnet_close(h C.int64_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	s, err := lookup[*server](int64(h))
+	if err == nil {
+		s.close()
+	}
+	return fail(err, errbuf, errlen)
+}
+
+//export tailnet_free
+func tailnet_free(h C.int64_t) (rc C.int) {
+	defer guard(&rc, nil, 0)
+	s, err := lookup[*server](int64(h))
+	if err == nil {
+		dropHandle(int64(h))
+		s.close()
+	}
+	return fail(err, nil, 0)
+}
+
+//export tailnet_setenv
+func tailnet_setenv(key, value *C.char, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	k := goString(key)
+	if !strings.HasPrefix(k, "TS_") {
+		return fail(errorf(codeInvalid, "only TS_* variables can be set, not %q", k), errbuf, errlen)
+	}
+	envknob.Setenv(k, goString(value))
+	return fail(nil, errbuf, errlen)
+}
+
+//export tailnet_debug_counter
+func tailnet_debug_counter(name *C.char, out *C.int64_t) (rc C.int) {
+	defer guard(&rc, nil, 0)
+	if out == nil {
+		return codeInvalid
+	}
+	v, err := debugCounter(goString(name))
+	if err == nil {
+		*out = C.int64_t(v)
+	}
+	return fail(err, nil, 0)
+}
+
+//export tailnet_localnet_start
+func tailnet_localnet_start(config *C.char, out *C.int64_t, url *C.char, urllen C.size_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	if err := needOut("out", out == nil); err != nil {
+		return fail(err, errbuf, errlen)
+	}
+	n, err := startLocalnet(goString(config))
+	if err != nil {
+		return fail(err, errbuf, errlen)
+	}
+	*out = C.int64_t(newHandle(n))
+	copyOut(n.url(), url, urllen)
+	return fail(nil, errbuf, errlen)
+}
+
+//export tailnet_localnet_complete_auth
+func tailnet_localnet_complete_auth(h C.int64_t, url *C.char, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	n, err := lookup[*localnet](int64(h))
+	if err == nil {
+		err = n.completeAuth(goString(url))
+	}
+	return fail(err, errbuf, errlen)
+}
+
+//export tailnet_localnet_close
+func tailnet_localnet_close(h C.int64_t) (rc C.int) {
+	defer guard(&rc, nil, 0)
+	n, err := lookup[*localnet](int64(h))
+	if err == nil {
+		dropHandle(int64(h))
+		n.close()
+	}
+	return fail(err, nil, 0)
+}

@@ -1,0 +1,200 @@
+/*
+ * tailscale.h: the C API of libtailnet, a Tailscale node (tsnet) in a
+ * shared library. This is the contract between the Go shim in this folder
+ * and its callers (the tailnet Python package reads the declarations
+ * between the CDEF markers with cffi).
+ *
+ * Model
+ *   - Objects (servers, listeners, operations, local tailnets) are named by
+ *     int64 handles. Handles are never reused; 0 and negative values are
+ *     never valid. Any function given an unknown handle returns
+ *     TAILNET_ERR_BAD_HANDLE and does nothing else.
+ *   - Connections are file descriptors: one end of an AF_UNIX SOCK_STREAM
+ *     socketpair whose other end the library bridges to the tailnet
+ *     connection. Half-close (shutdown(SHUT_WR)) is passed through.
+ *   - A listener is an AF_UNIX SOCK_SEQPACKET descriptor. Each accepted
+ *     connection arrives as one message: the text "REMOTE LOCAL" (two
+ *     ip:port addresses, IPv6 in brackets) with the connection descriptor
+ *     attached as SCM_RIGHTS. Closing the descriptor closes the listener.
+ *   - Blocking work (up, dial) is an operation: the call returns at once
+ *     with an operation handle and a wait descriptor that becomes readable
+ *     when the operation has finished. Then call tailnet_op_result, then
+ *     tailnet_op_free. Cancel with tailnet_op_cancel (or just free it).
+ *   - Errors are per call: every function returns TAILNET_OK (0) or a
+ *     negative TAILNET_ERR_* code and, where it takes (errbuf, errlen),
+ *     writes a NUL-terminated message there (truncated to errlen; NULL or 0
+ *     means "no message wanted"). There is no "last error" state.
+ *   - Strings passed in are copied; NULL reads as "". Output strings are
+ *     written NUL-terminated into caller buffers and truncated to fit.
+ *   - No Go panic crosses this boundary: it becomes TAILNET_ERR_INTERNAL.
+ *   - Descriptors the library returns are close-on-exec and the caller
+ *     owns them, except wait descriptors, which belong to their operation
+ *     and are closed by tailnet_op_free: never close one yourself.
+ *   - All functions are thread-safe.
+ */
+#ifndef TAILNET_TAILSCALE_H
+#define TAILNET_TAILSCALE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* BEGIN CDEF */
+
+/* Return codes. */
+#define TAILNET_OK               0
+#define TAILNET_ERR_INVALID     -1  /* bad argument: fix the call */
+#define TAILNET_ERR_BAD_HANDLE  -2  /* unknown or freed handle */
+#define TAILNET_ERR_CLOSED      -3  /* the server (or listener) is closed */
+#define TAILNET_ERR_TIMEOUT     -4  /* the deadline passed */
+#define TAILNET_ERR_CANCELED    -5  /* tailnet_op_cancel was called */
+#define TAILNET_ERR_REFUSED     -6  /* the peer refused or reset the connection */
+#define TAILNET_ERR_UNREACHABLE -7  /* unknown host, or no route to it */
+#define TAILNET_ERR_AUTH        -8  /* the control server rejected the login */
+#define TAILNET_ERR_IN_PROGRESS -9  /* tailnet_op_result: not finished yet */
+#define TAILNET_ERR_ADDR_IN_USE -10 /* listen: the port is taken */
+#define TAILNET_ERR_INTERNAL    -99 /* a bug: please report it */
+
+/* ---- Servers ---------------------------------------------------------- */
+
+/* Creates a server (not started). *server receives its handle. */
+int tailnet_new(int64_t *server, char *errbuf, size_t errlen);
+
+/*
+ * Sets a configuration option; only before the server starts.
+ *   "hostname"     DNS label, 1-63 letters/digits/inner hyphens (required)
+ *   "dir"          state directory, unique per server in a process (required)
+ *   "authkey"      auth key; redacted from every log line
+ *   "control_url"  coordination server URL
+ *   "ephemeral"    "true" or "false"
+ *   "tags"         comma-separated "tag:name" list to advertise
+ *   "port"         WireGuard UDP port, "0" (default) picks one
+ */
+int tailnet_set(int64_t server, const char *key, const char *value,
+                char *errbuf, size_t errlen);
+
+/*
+ * Forwards the server's log to fd, which is duplicated (the caller keeps
+ * and may close its own fd). One line per record:
+ * "<server handle> <level> <text>\n", level 'I' for user-facing messages
+ * (login URLs, state changes) and 'D' for the verbose log, sent only when
+ * verbose is non-zero. Each line is shorter than PIPE_BUF, so servers may
+ * share one pipe. Lines are dropped, never blocked on, if the reader lags.
+ * May be called once per server.
+ */
+int tailnet_set_logfd(int64_t server, int fd, int verbose,
+                      char *errbuf, size_t errlen);
+
+/* Starts the node without waiting for it to join (fast; idempotent). */
+int tailnet_start(int64_t server, char *errbuf, size_t errlen);
+
+/*
+ * Starts the node and waits until it is Running on the tailnet, as an
+ * operation (see tailnet_op_result). timeout_ms < 0 means no deadline.
+ * Fails with TAILNET_ERR_CLOSED if tailnet_close is called meanwhile.
+ */
+int tailnet_up(int64_t server, int64_t timeout_ms,
+               int64_t *op, int *wait_fd, char *errbuf, size_t errlen);
+
+/* Comma-separated tailnet IPs ("" before the node has any). */
+int tailnet_ips(int64_t server, char *buf, size_t buflen,
+                char *errbuf, size_t errlen);
+
+/*
+ * Closes the server: cancels its operations (they fail with
+ * TAILNET_ERR_CLOSED), closes its listeners and connections, stops the
+ * node and waits for every goroutine it owns. Idempotent; the handle stays
+ * valid (every other call then fails with TAILNET_ERR_CLOSED) until
+ * tailnet_free.
+ */
+int tailnet_close(int64_t server, char *errbuf, size_t errlen);
+
+/* Closes the server if needed and releases its handle. */
+int tailnet_free(int64_t server);
+
+/* ---- Connections ------------------------------------------------------ */
+
+/*
+ * Dials addr ("host:port"; host a tailnet IP or MagicDNS name) as an
+ * operation. network: "tcp", "tcp4" or "tcp6". timeout_ms < 0: none.
+ * On success tailnet_op_result gives the connection descriptor and the
+ * text "REMOTE LOCAL".
+ */
+int tailnet_dial(int64_t server, const char *network, const char *addr,
+                 int64_t timeout_ms, int64_t *op, int *wait_fd,
+                 char *errbuf, size_t errlen);
+
+/*
+ * Listens on addr (":port" or "ip:port"; network "tcp", "tcp4", "tcp6").
+ * *listener receives a handle, *fd the caller-owned SOCK_SEQPACKET
+ * descriptor described above.
+ */
+int tailnet_listen(int64_t server, const char *network, const char *addr,
+                   int64_t *listener, int *fd, char *errbuf, size_t errlen);
+
+/* Stops accepting and releases the handle (the caller closes its fd). */
+int tailnet_listener_close(int64_t listener);
+
+/* ---- Operations ------------------------------------------------------- */
+
+/*
+ * Collects an operation's outcome: TAILNET_ERR_IN_PROGRESS while it runs,
+ * else its result code and message. On success *fd (if the operation makes
+ * one) passes to the caller, exactly once: later calls give -1. With fd
+ * NULL, a descriptor is closed instead. text receives op-specific text.
+ */
+int tailnet_op_result(int64_t op, int *fd, char *text, size_t textlen,
+                      char *errbuf, size_t errlen);
+
+/* Asks the operation to stop; it then finishes with TAILNET_ERR_CANCELED. */
+int tailnet_op_cancel(int64_t op);
+
+/*
+ * Releases the operation: cancels it if still running, closes its wait
+ * descriptor and any result descriptor not collected. Call exactly once.
+ */
+int tailnet_op_free(int64_t op);
+
+/* ---- Process ---------------------------------------------------------- */
+
+/*
+ * Sets a TS_* knob for the library (the Go runtime keeps its own copy of
+ * the environment from load time), e.g. TS_NO_LOGS_NO_SUPPORT=true.
+ */
+int tailnet_setenv(const char *key, const char *value,
+                   char *errbuf, size_t errlen);
+
+/* Reads a counter: "goroutines", "ops" (live operations), "handles". */
+int tailnet_debug_counter(const char *name, int64_t *value);
+
+/* ---- Local tailnet (for tests and demos) ------------------------------- */
+
+/*
+ * Starts a control server, DERP relay and STUN server on 127.0.0.1 with
+ * free ports. config is JSON (NULL or "" for defaults):
+ *   {"authkey": "...",          only this auth key is accepted
+ *    "interactive": true,       nodes without a key wait for a login
+ *    "magicdns_domain": "..."}  default "tailnet.test"
+ * url receives the control URL.
+ */
+int tailnet_localnet_start(const char *config, int64_t *localnet,
+                           char *url, size_t urllen,
+                           char *errbuf, size_t errlen);
+
+/* Completes the interactive login at url (a node's login URL). */
+int tailnet_localnet_complete_auth(int64_t localnet, const char *url,
+                                   char *errbuf, size_t errlen);
+
+/* Stops the local tailnet and releases its handle. */
+int tailnet_localnet_close(int64_t localnet);
+
+/* END CDEF */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TAILNET_TAILSCALE_H */

@@ -1,0 +1,52 @@
+"""tailnet: a Tailscale node inside your Python process.
+
+Join a tailnet as its own node, with its own name and IPs, then listen and
+dial with real sockets; no ``tailscaled``, no TUN device, no root::
+
+    with tailnet.Server(hostname="my-service") as ts:
+        ln = ts.listen("tcp", ":8080")
+        conn, peer = ln.accept()
+
+See :mod:`tailnet.testing` for a local tailnet to test against offline.
+"""
+
+from __future__ import annotations
+
+from ._addresses import Address, IPAddress
+from ._exceptions import (
+    AddressInUseError,
+    AuthenticationError,
+    ClosedError,
+    ConfigurationError,
+    ConnectionRefused,
+    ForkedProcessError,
+    HostUnreachable,
+    InternalError,
+    LibraryNotFoundError,
+    TailnetError,
+    TailnetTimeout,
+)
+from ._socket import TailnetSocket
+from ._sync import Listener, Server
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddressInUseError",
+    "Address",
+    "AuthenticationError",
+    "ClosedError",
+    "ConfigurationError",
+    "ConnectionRefused",
+    "ForkedProcessError",
+    "HostUnreachable",
+    "IPAddress",
+    "InternalError",
+    "LibraryNotFoundError",
+    "Listener",
+    "Server",
+    "TailnetError",
+    "TailnetSocket",
+    "TailnetTimeout",
+    "__version__",
+]

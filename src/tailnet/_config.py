@@ -1,0 +1,141 @@
+"""Server configuration: defaults, environment fallbacks, the state dir."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._exceptions import ConfigurationError
+
+__all__ = ["ServerConfig", "claim_state_dir", "release_state_dir"]
+
+_NON_LABEL = re.compile(r"[^a-z0-9-]+")
+
+
+def default_hostname() -> str:
+    """A DNS label from the running script's name ("tailnet" for python -c / REPL)."""
+    stem = Path(sys.argv[0]).stem.lower() if sys.argv and sys.argv[0] else ""
+    label = _NON_LABEL.sub("-", stem).strip("-")[:63].strip("-")
+    if not label or label.startswith(("python", "ipython", "pytest")):
+        return "tailnet"
+    return label
+
+
+def user_data_dir() -> Path:
+    """Where per-user application data lives on this platform."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+
+
+def _env(*names: str) -> str | None:
+    for name in names:
+        if value := os.environ.get(name):
+            return value
+    return None
+
+
+def _check_str(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything a node is configured with before it starts.
+
+    Values are checked for type here and for content by the library, which
+    raises :class:`~tailnet.ConfigurationError` with the reason.
+    """
+
+    hostname: str
+    state_dir: Path | None
+    authkey: str | None = field(repr=False)
+    control_url: str | None
+    ephemeral: bool
+    tags: tuple[str, ...]
+
+    @classmethod
+    def from_arguments(
+        cls,
+        hostname: str | None,
+        authkey: str | None,
+        control_url: str | None,
+        state_dir: str | os.PathLike[str] | None,
+        ephemeral: bool,
+        tags: Iterable[str],
+    ) -> ServerConfig:
+        """Apply defaults and environment fallbacks to the user's arguments."""
+        hostname = default_hostname() if hostname is None else hostname
+        _check_str("hostname", hostname)
+        authkey = authkey if authkey is not None else _env("TS_AUTHKEY", "TS_AUTH_KEY")
+        if authkey is not None:
+            _check_str("authkey", authkey)
+        control_url = control_url if control_url is not None else _env("TS_CONTROL_URL")
+        if control_url is not None:
+            _check_str("control_url", control_url)
+        if not isinstance(ephemeral, bool):
+            raise TypeError(f"ephemeral must be a bool, not {type(ephemeral).__name__}")
+        if isinstance(tags, str):
+            raise TypeError("tags must be an iterable of 'tag:name' strings, not a single str")
+        tag_tuple = tuple(tags)
+        for tag in tag_tuple:
+            _check_str("each tag", tag)
+            if "," in tag:
+                raise ConfigurationError(f"tag {tag!r} must not contain a comma")
+        directory = None if state_dir is None else Path(os.fspath(state_dir))
+        return cls(hostname, directory, authkey, control_url, ephemeral, tag_tuple)
+
+    def resolved_state_dir(self) -> Path:
+        """The state directory: as given, or per hostname in the user data dir."""
+        return self.state_dir or user_data_dir() / "tailnet" / self.hostname
+
+    def options(self) -> list[tuple[str, str]]:
+        """The (key, value) pairs for the C API's tailnet_set, hostname first."""
+        opts = [("hostname", self.hostname)]
+        if self.authkey:
+            opts.append(("authkey", self.authkey))
+        if self.control_url:
+            opts.append(("control_url", self.control_url))
+        opts.append(("ephemeral", "true" if self.ephemeral else "false"))
+        if self.tags:
+            opts.append(("tags", ",".join(self.tags)))
+        return opts
+
+
+_dirs_lock = threading.Lock()
+_dirs_in_use: set[Path] = set()
+
+
+def claim_state_dir(path: Path) -> Path:
+    """Create path (mode 0700) and reserve it for one server of this process.
+
+    Two live servers sharing a state directory would corrupt each other's
+    identity, so a second claim raises :class:`ConfigurationError`.
+    """
+    path = path.expanduser().resolve()
+    with _dirs_lock:
+        if path in _dirs_in_use:
+            raise ConfigurationError(
+                f"state dir {path} is in use by another tailnet server in this process: "
+                "give each server its own hostname or state_dir"
+            )
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create state dir {path}: {exc.strerror}") from exc
+        if not path.is_dir():
+            raise ConfigurationError(f"state dir {path} is not a directory")
+        _dirs_in_use.add(path)
+    return path
+
+
+def release_state_dir(path: Path) -> None:
+    """Give back a directory taken with :func:`claim_state_dir`."""
+    with _dirs_lock:
+        _dirs_in_use.discard(path)

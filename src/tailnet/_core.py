@@ -1,0 +1,248 @@
+"""The blocking core both facades share: handles, per-call errors, fds.
+
+Nothing here waits. Calls that block in Go (up, dial) return an
+:class:`Operation` whose wait descriptor becomes readable when it is done;
+the sync facade polls it (so Ctrl-C works), the async facade awaits it in
+the event loop (so cancellation works). Accepting reads the listener's
+descriptor without blocking; again each facade does its own waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from ._addresses import Address, IPAddress, format_address, parse_address_pair, parse_ips
+from ._config import ServerConfig, claim_state_dir, release_state_dir
+from ._errors import ErrorBuffer, raise_for_code
+from ._exceptions import ClosedError, ConfigurationError, InternalError
+from ._library import ffi, lib
+from ._logs import LOGGER, LogPump
+from ._socket import TailnetSocket
+
+__all__ = ["ListenerCore", "Node", "Operation", "adopt_connection", "timeout_ms"]
+
+#: Largest accept message: "REMOTE LOCAL" with two bracketed IPv6 addresses.
+_ACCEPT_MSG_SIZE = 256
+_TEXT_SIZE = 256
+
+
+def timeout_ms(timeout: float | None) -> int:
+    """A timeout in seconds (None: no limit) as the C API's milliseconds."""
+    if timeout is None:
+        return -1
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ConfigurationError(f"timeout must be >= 0 seconds or None, not {timeout}")
+    return -1 if math.isinf(timeout) else math.ceil(timeout * 1000)
+
+
+def _check_network(network: object) -> str:
+    if not isinstance(network, str):
+        raise TypeError(f"network must be a str such as 'tcp', not {type(network).__name__}")
+    return network
+
+
+def _call(fn: Any, *args: Any) -> None:
+    """Call a C function taking (…, errbuf, errlen); raise on error."""
+    err = ErrorBuffer()
+    raise_for_code(fn(*args, err.buf, err.size), err.message())
+
+
+def adopt_connection(fd: int, text: str) -> TailnetSocket:
+    """Wrap a finished dial's descriptor and "REMOTE LOCAL" text as a socket."""
+    try:
+        remote, local = parse_address_pair(text)
+    except ValueError:
+        socket.close(fd)
+        raise InternalError(f"unexpected dial result {text!r}") from None
+    return TailnetSocket.adopt(fd, remote, local)
+
+
+class Operation:
+    """A blocking Go call in flight (see the module docstring)."""
+
+    __slots__ = ("_freed", "_handle", "_lock", "wait_fd")
+
+    def __init__(self, handle: int, wait_fd: int) -> None:
+        self._handle = handle
+        self.wait_fd = wait_fd
+        self._lock = threading.Lock()
+        self._freed = False
+
+    def result(self) -> tuple[int, str]:
+        """The descriptor it produced (or -1) and its text; raises its error."""
+        fd = ffi.new("int *")
+        text = ffi.new("char[]", _TEXT_SIZE)
+        err = ErrorBuffer()
+        code = lib().tailnet_op_result(self._handle, fd, text, _TEXT_SIZE, err.buf, err.size)
+        raise_for_code(code, err.message())
+        return fd[0], ffi.string(text).decode()
+
+    def cancel(self) -> None:
+        """Ask Go to stop the operation; it then finishes with an error."""
+        lib().tailnet_op_cancel(self._handle)
+
+    def free(self) -> None:
+        """Release the operation (cancelling it if it still runs). Idempotent."""
+        with self._lock:
+            if self._freed:
+                return
+            self._freed = True
+        lib().tailnet_op_free(self._handle)
+
+
+class ListenerCore:
+    """A tailnet listener: a handle plus the SOCK_SEQPACKET socket connections arrive on."""
+
+    __slots__ = ("_closed", "_handle", "address", "sock")
+
+    def __init__(self, handle: int, fd: int, address: str) -> None:
+        self._handle = handle
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, fileno=fd)
+        self.sock.setblocking(False)
+        self.address = address
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._closed
+
+    def receive(self) -> tuple[TailnetSocket, Address]:
+        """Take one accepted connection; BlockingIOError if none is queued.
+
+        Raises :class:`ClosedError` once the listener is closed.
+        """
+        if self._closed:
+            raise ClosedError("the listener is closed")
+        try:
+            msg, fds, flags, _ = socket.recv_fds(self.sock, _ACCEPT_MSG_SIZE, 1)
+        except BlockingIOError:
+            raise
+        except OSError as exc:
+            raise ClosedError(f"the listener is closed ({exc.strerror})") from exc
+        if not fds:
+            if msg:
+                raise InternalError(f"listener message without a connection: {msg!r}")
+            raise ClosedError("the listener is closed")
+        conn_fd, *extra = fds
+        for fd in extra:  # never sent; closed rather than leaked
+            socket.close(fd)
+        if flags & socket.MSG_CTRUNC:
+            socket.close(conn_fd)
+            raise InternalError("listener message truncated")
+        remote, local = parse_address_pair(msg.decode())
+        return TailnetSocket.adopt(conn_fd, remote, local), remote
+
+    def close(self) -> None:
+        """Stop listening; connections not yet accepted are dropped."""
+        if self._closed:
+            return
+        self._closed = True
+        lib().tailnet_listener_close(self._handle)
+        self.sock.close()
+
+
+class Node:
+    """One tailnet node: the server handle and everything it owns."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        out = ffi.new("int64_t *")
+        _call(lib().tailnet_new, out)
+        self._handle: int = out[0]
+        self._lock = threading.Lock()
+        self._closed = False
+        self._state_dir: Path | None = None
+        try:
+            self._configure()
+        except BaseException:
+            self._release()
+            raise
+
+    def _configure(self) -> None:
+        library = lib()
+        for key, value in self.config.options():
+            _call(library.tailnet_set, self._handle, key.encode(), value.encode())
+        # The hostname is valid now, so it is safe in a path.
+        self._state_dir = claim_state_dir(self.config.resolved_state_dir())
+        _call(library.tailnet_set, self._handle, b"dir", str(self._state_dir).encode())
+        pump = LogPump.get()
+        pump.register(self._handle, self.config.hostname)
+        verbose = int(LOGGER.isEnabledFor(logging.DEBUG))
+        _call(library.tailnet_set_logfd, self._handle, pump.write_fd, verbose)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._closed
+
+    @property
+    def state_dir(self) -> Path:
+        """The node's state directory."""
+        assert self._state_dir is not None
+        return self._state_dir
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"tailnet server {self.config.hostname!r} is closed")
+
+    def _begin(self, fn: Any, *args: Any) -> Operation:
+        self._check_open()
+        op, wait_fd = ffi.new("int64_t *"), ffi.new("int *")
+        _call(fn, self._handle, *args, op, wait_fd)
+        return Operation(op[0], wait_fd[0])
+
+    def start(self) -> None:
+        """Start the node without waiting for it to join."""
+        self._check_open()
+        _call(lib().tailnet_start, self._handle)
+
+    def begin_up(self, timeout: float | None) -> Operation:
+        """Start joining the tailnet; the operation ends when the node runs."""
+        return self._begin(lib().tailnet_up, timeout_ms(timeout))
+
+    def begin_dial(self, network: str, address: str | tuple[str, int], timeout: float | None) -> Operation:
+        """Start a dial; the operation yields the connection's fd and addresses."""
+        network = _check_network(network)
+        addr = format_address(address)
+        return self._begin(lib().tailnet_dial, network.encode(), addr.encode(), timeout_ms(timeout))
+
+    def listen(self, network: str, address: str | tuple[str, int]) -> ListenerCore:
+        """Listen on the node: ":port" or "ip:port"."""
+        self._check_open()
+        network = _check_network(network)
+        addr = format_address(address)
+        handle, fd = ffi.new("int64_t *"), ffi.new("int *")
+        _call(lib().tailnet_listen, self._handle, network.encode(), addr.encode(), handle, fd)
+        return ListenerCore(handle[0], fd[0], addr)
+
+    def ips(self) -> tuple[IPAddress, ...]:
+        """The node's tailnet addresses (empty before it has joined)."""
+        self._check_open()
+        buf = ffi.new("char[]", _TEXT_SIZE)
+        _call(lib().tailnet_ips, self._handle, buf, _TEXT_SIZE)
+        return parse_ips(ffi.string(buf).decode())
+
+    def close(self) -> None:
+        """Close the node and everything it owns; blocks until Go is done. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._release()
+
+    def _release(self) -> None:
+        lib().tailnet_free(self._handle)  # closes first
+        LogPump.get().unregister(self._handle)
+        if self._state_dir is not None:
+            release_state_dir(self._state_dir)
+
+    def __repr__(self) -> str:
+        return f"Node(hostname={self.config.hostname!r}, closed={self._closed})"

@@ -1,0 +1,64 @@
+"""Forwarding the Go side's log lines to the ``tailnet`` logger.
+
+All servers of a process share one pipe; the library writes lines
+"<server handle> <level> <text>" into it and one daemon thread turns them
+into :mod:`logging` records on the ``tailnet`` logger (user-facing messages
+such as login URLs at INFO, the node's verbose log at DEBUG). Lines are
+forwarded only while that logger is enabled for the level when the server
+is created, so an unconfigured program pays nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+__all__ = ["LOGGER", "LogPump"]
+
+LOGGER = logging.getLogger("tailnet")
+
+_LEVELS = {"I": logging.INFO, "D": logging.DEBUG}
+
+
+class LogPump:
+    """The process-wide pipe and the thread that reads it."""
+
+    _instance: LogPump | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._read_fd, self.write_fd = os.pipe()
+        self._names: dict[int, str] = {}
+        thread = threading.Thread(target=self._run, name="tailnet-log", daemon=True)
+        thread.start()
+
+    @classmethod
+    def get(cls) -> LogPump:
+        """The pump, started on first use."""
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = LogPump()
+            return cls._instance
+
+    def register(self, handle: int, hostname: str) -> None:
+        """Name the records of a server handle after its hostname."""
+        self._names[handle] = hostname
+
+    def unregister(self, handle: int) -> None:
+        """Forget a server once it has closed (its lines are flushed by then)."""
+        self._names.pop(handle, None)
+
+    def _run(self) -> None:
+        with os.fdopen(self._read_fd, "rb", buffering=0) as pipe:
+            pending = b""
+            while chunk := pipe.read(65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    self._emit(line.decode("utf-8", "replace"))
+
+    def _emit(self, line: str) -> None:
+        handle, _, rest = line.partition(" ")
+        level, _, text = rest.partition(" ")
+        name = self._names.get(int(handle) if handle.isdigit() else -1, "?")
+        LOGGER.log(_LEVELS.get(level, logging.INFO), "[%s] %s", name, text)

@@ -1,0 +1,180 @@
+"""The synchronous API: :class:`Server` and :class:`Listener`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+
+from ._addresses import Address, IPAddress
+from ._config import ServerConfig
+from ._core import ListenerCore, Node, Operation, adopt_connection, timeout_ms
+from ._exceptions import TailnetError
+from ._socket import TailnetSocket
+from ._wait import wait_readable
+
+__all__ = ["Listener", "Server"]
+
+
+def _finish(op: Operation) -> tuple[int, str]:
+    """Wait for op and collect it; on any exit (Ctrl-C included) free it."""
+    try:
+        wait_readable(op.wait_fd)
+        return op.result()
+    finally:
+        op.free()
+
+
+class Listener:
+    """Accepts tailnet TCP connections; returned by :meth:`Server.listen`.
+
+    Iterating yields connections until the listener or its server closes.
+    """
+
+    def __init__(self, core: ListenerCore) -> None:
+        self._core = core
+
+    @property
+    def address(self) -> str:
+        """The address it listens on, as passed to :meth:`Server.listen`."""
+        return self._core.address
+
+    def accept(self, timeout: float | None = None) -> tuple[TailnetSocket, Address]:
+        """Wait for a connection and return ``(socket, (peer_ip, peer_port))``.
+
+        The socket is blocking, like :meth:`socket.socket.accept`'s. Raises
+        :class:`~tailnet.ClosedError` once the listener closes and
+        :class:`~tailnet.TailnetTimeout` after ``timeout`` seconds.
+        """
+        timeout_ms(timeout)  # validate
+        while True:
+            try:
+                return self._core.receive()
+            except BlockingIOError:
+                wait_readable(self._core.sock.fileno(), timeout, "accept")
+
+    def fileno(self) -> int:
+        """A descriptor that is readable when :meth:`accept` will not block."""
+        return self._core.sock.fileno()
+
+    def close(self) -> None:
+        """Stop listening. Idempotent."""
+        self._core.close()
+
+    def __iter__(self) -> Iterator[tuple[TailnetSocket, Address]]:
+        """Yield accepted connections until the listener closes."""
+        while True:
+            try:
+                yield self.accept()
+            except TailnetError:
+                if self._core.closed or self._core.sock.fileno() < 0:
+                    return
+                raise
+
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._core.closed else "open"
+        return f"<tailnet.Listener {self.address} {state}>"
+
+
+class Server:
+    """A Tailscale node in this process (like Go's ``tsnet.Server``).
+
+    Creating it does no I/O. :meth:`up` (or ``with``) joins the tailnet;
+    :meth:`listen` and :meth:`dial` work as on any host of the tailnet.
+
+    Args:
+        hostname: The node's name on the tailnet (a DNS label). Defaults to
+            the script's name.
+        authkey: Auth key to join without an interactive login; defaults to
+            ``$TS_AUTHKEY`` or ``$TS_AUTH_KEY``.
+        control_url: Coordination server; defaults to ``$TS_CONTROL_URL``,
+            else Tailscale's.
+        state_dir: Where the node keeps its identity; defaults to a
+            per-hostname directory in the user's data dir (mode 0700).
+        ephemeral: Remove the node from the tailnet when it goes offline.
+        tags: ACL tags to advertise, e.g. ``["tag:server"]``.
+    """
+
+    def __init__(
+        self,
+        hostname: str | None = None,
+        *,
+        authkey: str | None = None,
+        control_url: str | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        ephemeral: bool = False,
+        tags: Iterable[str] = (),
+    ) -> None:
+        config = ServerConfig.from_arguments(hostname, authkey, control_url, state_dir, ephemeral, tags)
+        self._node = Node(config)
+
+    @property
+    def hostname(self) -> str:
+        """The node's hostname."""
+        return self._node.config.hostname
+
+    @property
+    def state_dir(self) -> str:
+        """The node's state directory."""
+        return str(self._node.state_dir)
+
+    @property
+    def ips(self) -> tuple[IPAddress, ...]:
+        """The node's tailnet IPs (IPv4 first); empty until it has joined."""
+        return self._node.ips()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._node.closed
+
+    def start(self) -> Server:
+        """Start the node without waiting for it to join the tailnet."""
+        self._node.start()
+        return self
+
+    def up(self, timeout: float | None = None) -> Server:
+        """Join the tailnet and wait until the node is running; returns self.
+
+        Without an auth key the node waits for an interactive login whose
+        URL is logged on the ``tailnet`` logger. Raises
+        :class:`~tailnet.TailnetTimeout` after ``timeout`` seconds and
+        :class:`~tailnet.ClosedError` if :meth:`close` is called meanwhile.
+        """
+        _finish(self._node.begin_up(timeout))
+        return self
+
+    def dial(self, network: str, address: str | tuple[str, int], timeout: float | None = None) -> TailnetSocket:
+        """Connect to ``address`` ("host:port" or (host, port)) on the tailnet.
+
+        ``host`` is a tailnet IP or MagicDNS name; ``network`` is ``"tcp"``,
+        ``"tcp4"`` or ``"tcp6"``. Returns a connected, blocking socket.
+        """
+        return adopt_connection(*_finish(self._node.begin_dial(network, address, timeout)))
+
+    def listen(self, network: str, address: str | tuple[str, int]) -> Listener:
+        """Listen for tailnet connections on ``address`` (":port" or "ip:port")."""
+        return Listener(self._node.listen(network, address))
+
+    def close(self) -> None:
+        """Leave the tailnet: close listeners, connections and the node. Idempotent."""
+        self._node.close()
+
+    def __enter__(self) -> Server:
+        return self.up()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<tailnet.Server {self.hostname!r} {state}>"
+

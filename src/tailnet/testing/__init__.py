@@ -1,0 +1,123 @@
+"""A complete tailnet on 127.0.0.1, for tests and demos: no account, no internet.
+
+:class:`LocalTailnet` runs Tailscale's own test control server, a DERP
+relay and a STUN server inside this process, on free loopback ports::
+
+    from tailnet.testing import LocalTailnet
+
+    with LocalTailnet() as net:
+        a = net.server("alpha").up()
+        b = net.server("beta").up()
+
+It ships inside the tailnet wheel, so it needs no Go toolchain. Installing
+tailnet also installs a pytest plugin with the ``local_tailnet`` and
+``tailnet_node`` fixtures (see :mod:`tailnet.testing.pytest_plugin`).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from types import TracebackType
+from typing import Any
+
+from .._errors import ErrorBuffer, raise_for_code
+from .._exceptions import ClosedError
+from .._library import ffi, lib
+from .._sync import Server
+
+__all__ = ["QUIET_ENVIRONMENT", "LocalTailnet"]
+
+#: Knobs every node on a local tailnet runs with: upload no logs, probe no
+#: gateway for port mapping. Applied process-wide by :class:`LocalTailnet`
+#: and included in :attr:`LocalTailnet.environ` for child processes.
+QUIET_ENVIRONMENT = {"TS_NO_LOGS_NO_SUPPORT": "true", "TS_DISABLE_PORTMAPPER": "1"}
+
+_URL_SIZE = 256
+
+
+def apply_quiet_environment() -> None:
+    """Make nodes of this process upload no logs and do no port mapping."""
+    library = lib()
+    for key, value in QUIET_ENVIRONMENT.items():
+        err = ErrorBuffer()
+        raise_for_code(library.tailnet_setenv(key.encode(), value.encode(), err.buf, err.size), err.message())
+
+
+class LocalTailnet:
+    """Control server + DERP + STUN on loopback.
+
+    Args:
+        authkey: If set, nodes must present exactly this auth key.
+        interactive: Nodes without an auth key wait for an interactive
+            login; complete it with :meth:`complete_login`.
+        magicdns_domain: The tailnet's DNS suffix.
+    """
+
+    def __init__(
+        self, *, authkey: str | None = None, interactive: bool = False, magicdns_domain: str = "tailnet.test"
+    ) -> None:
+        apply_quiet_environment()
+        config = json.dumps({"authkey": authkey or "", "interactive": interactive, "magicdns_domain": magicdns_domain})
+        handle, url, err = ffi.new("int64_t *"), ffi.new("char[]", _URL_SIZE), ErrorBuffer()
+        code = lib().tailnet_localnet_start(config.encode(), handle, url, _URL_SIZE, err.buf, err.size)
+        raise_for_code(code, err.message())
+        self._handle: int | None = handle[0]
+        self._authkey = authkey
+        self.control_url: str = ffi.string(url).decode()
+        """The control server's URL, for ``Server(control_url=...)``."""
+        self.magicdns_domain = magicdns_domain
+        """The DNS suffix of node names (``<hostname>.<magicdns_domain>``)."""
+        self._state_root = tempfile.TemporaryDirectory(prefix="tailnet-local-")
+
+    @property
+    def environ(self) -> dict[str, str]:
+        """Environment for a child process whose ``tailnet.Server()`` should join this tailnet."""
+        env = {**QUIET_ENVIRONMENT, "TS_CONTROL_URL": self.control_url}
+        if self._authkey:
+            env["TS_AUTHKEY"] = self._authkey
+        return env
+
+    def server(self, hostname: str, **kwargs: Any) -> Server:
+        """A :class:`~tailnet.Server` on this tailnet (not yet up).
+
+        Defaults: this tailnet's control URL and auth key, a fresh state
+        directory removed on :meth:`close`, ephemeral. Keyword arguments
+        override them.
+        """
+        kwargs.setdefault("control_url", self.control_url)
+        kwargs.setdefault("authkey", self._authkey)
+        kwargs.setdefault("ephemeral", True)
+        if "state_dir" not in kwargs:
+            kwargs["state_dir"] = tempfile.mkdtemp(prefix=f"{hostname}-", dir=self._state_root.name)
+        return Server(hostname, **kwargs)
+
+    def complete_login(self, url: str) -> None:
+        """Approve the interactive login a node is waiting on at ``url``."""
+        err = ErrorBuffer()
+        raise_for_code(lib().tailnet_localnet_complete_auth(self._live(), url.encode(), err.buf, err.size), err.message())
+
+    def _live(self) -> int:
+        if self._handle is None:
+            raise ClosedError("the local tailnet is closed")
+        return self._handle
+
+    def close(self) -> None:
+        """Stop the servers. Nodes on it lose their control connection. Idempotent."""
+        if self._handle is not None:
+            lib().tailnet_localnet_close(self._handle)
+            self._handle = None
+            self._state_root.cleanup()
+
+    def __enter__(self) -> LocalTailnet:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<LocalTailnet {self.control_url}{' closed' if self._handle is None else ''}>"
+
+
