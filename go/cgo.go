@@ -54,4 +54,3 @@ func needOut(name string, isNil bool) error {
 	}
 	return nil
 }
-

@@ -71,7 +71,8 @@ func classify(err error) int {
 	switch {
 	case strings.Contains(msg, "connection refused"), strings.Contains(msg, "connection was refused"):
 		return codeRefused
-	case strings.Contains(msg, "address already in use"), strings.Contains(msg, "port is in use"):
+	case strings.Contains(msg, "address already in use"), strings.Contains(msg, "port is in use"),
+		strings.Contains(msg, "listener already open"):
 		return codeAddrInUse
 	case strings.Contains(msg, "invalid authkey"), strings.Contains(msg, "invalid key"),
 		strings.Contains(msg, "auth key"):

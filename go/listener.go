@@ -117,4 +117,3 @@ func (ln *listener) close() {
 		ln.ch.Close()
 	})
 }
-

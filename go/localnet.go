@@ -166,4 +166,3 @@ func (n *localnet) close() {
 		}
 	})
 }
-

@@ -9,7 +9,7 @@ from types import TracebackType
 from ._addresses import Address, IPAddress
 from ._config import ServerConfig
 from ._core import ListenerCore, Node, Operation, adopt_connection, timeout_ms
-from ._exceptions import TailnetError
+from ._exceptions import ClosedError
 from ._socket import TailnetSocket
 from ._wait import wait_readable
 
@@ -66,10 +66,8 @@ class Listener:
         while True:
             try:
                 yield self.accept()
-            except TailnetError:
-                if self._core.closed or self._core.sock.fileno() < 0:
-                    return
-                raise
+            except ClosedError:
+                return
 
     def __enter__(self) -> Listener:
         return self

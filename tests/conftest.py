@@ -1,0 +1,92 @@
+"""Shared helpers. The local_tailnet and tailnet_node fixtures come from
+tailnet's own pytest plugin (tailnet.testing.pytest_plugin), the same one
+users get."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import tailnet
+
+
+def open_fds() -> set[int]:
+    """The descriptors open in this process."""
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+def go_counter(name: str) -> int:
+    from tailnet._library import ffi, lib
+
+    out = ffi.new("int64_t *")
+    assert lib().tailnet_debug_counter(name.encode(), out) == 0
+    return int(out[0])
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll a condition that settles asynchronously (goroutines ending)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.01)
+
+
+def recv_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class EchoServer:
+    """Accepts on a listener and echoes each connection until EOF, in a thread."""
+
+    def __init__(self, listener: tailnet.Listener) -> None:
+        self.listener = listener
+        self.peers: list[tuple[str, int]] = []
+        self.locals: list[tuple[str, int]] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for conn, peer in self.listener:
+            self.peers.append(peer)
+            self.locals.append(conn.getsockname())
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(1 << 16):
+                conn.sendall(data)
+            conn.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def pair(tailnet_node: Callable[..., tailnet.Server], request: pytest.FixtureRequest) -> Iterator[tuple[tailnet.Server, tailnet.Server]]:
+    """Two nodes that are up, with names unique to the test."""
+    base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+    yield tailnet_node(f"{base}-a"), tailnet_node(f"{base}-b")
+
+
+@pytest.fixture
+def echo(pair: tuple[tailnet.Server, tailnet.Server]) -> Iterator[EchoServer]:
+    """An echo service on port 7 of the second node of ``pair``."""
+    server = EchoServer(pair[1].listen("tcp", ":7"))
+    yield server
+    server.close()
