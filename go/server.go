@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,6 +84,9 @@ func (s *server) configure(key, value string) error {
 		ts.AuthKey = value
 		s.log.redact(value)
 	case "control_url":
+		if err := validControlURL(value); err != nil {
+			return err
+		}
 		ts.ControlURL = value
 	case "ephemeral":
 		b, err := strconv.ParseBool(value)
@@ -242,6 +246,14 @@ func validHostname(h string) error {
 		if !ok || (r == '-' && (i == 0 || i == len(h)-1)) {
 			return errorf(codeInvalid, "hostname %q is not a DNS label: use letters, digits and inner hyphens", h)
 		}
+	}
+	return nil
+}
+
+func validControlURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errorf(codeInvalid, "control URL %q must be an http:// or https:// URL with a host", v)
 	}
 	return nil
 }
