@@ -4,7 +4,8 @@ It uses only the documented API and reads its tailnet from the environment
 (TS_CONTROL_URL, as set by LocalTailnet.environ). It prints one line when it
 reaches the point the test waits for.
 
-    python node_process.py echo HOSTNAME STATE_DIR   serve one echo connection on :7
+    python node_process.py echo HOSTNAME STATE_DIR   serve one echo connection on :7,
+                                                     exit after a line on stdin
     python node_process.py block-up HOSTNAME STATE_DIR   Ctrl-C target: up() forever
     python node_process.py block-accept HOSTNAME STATE_DIR
     python node_process.py block-dial HOSTNAME STATE_DIR ADDRESS
@@ -33,6 +34,10 @@ def main(mode: str, hostname: str, state_dir: str, *rest: str) -> None:
                     while data := conn.recv(1 << 20):
                         conn.sendall(data)
                     conn.shutdown(socket.SHUT_WR)
+                # Closing the server aborts its connections and drops data not
+                # yet delivered (as Go's tsnet.Server.Close does): stay up
+                # until the test says it has everything.
+                sys.stdin.readline()
         elif mode == "block-accept":
             listener = server.listen("tcp", ":7")
             print("blocking", flush=True)

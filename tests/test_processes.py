@@ -25,7 +25,7 @@ def spawn(local_tailnet: LocalTailnet, tmp_path: Path, *args: str, **env_overrid
     env = {**os.environ, **local_tailnet.environ, **env_overrides}
     return subprocess.Popen(
         [sys.executable, NODE, *args[:2], str(tmp_path / args[1]), *args[2:]],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
 
@@ -40,7 +40,10 @@ def test_two_processes_move_8_mib(local_tailnet: LocalTailnet, tailnet_node, tmp
             writer.start()
             received = recv_all(conn)
             writer.join()
+        assert len(received) == len(data)
         assert sha256(received) == sha256(data)
+        proc.stdin.write("done\n")
+        proc.stdin.flush()
         assert proc.wait(30) == 0
     finally:
         proc.kill()
