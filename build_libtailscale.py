@@ -84,13 +84,15 @@ def build_library(go: str, out_dir: Path) -> Path:
     env = {**os.environ, "CGO_ENABLED": "1"}
     env.setdefault("GOFLAGS", "-mod=readonly")
     cmd = [
-        go, "build",
+        go,
+        "build",
         "-buildmode=c-shared",
         "-trimpath",
         "-buildvcs=false",
         "-ldflags=-s -w -buildid=",
         f"-tags={','.join(GO_TAGS)}",
-        "-o", str(lib),
+        "-o",
+        str(lib),
         ".",
     ]
     print("+", " ".join(cmd), file=sys.stderr, flush=True)
@@ -101,23 +103,31 @@ def build_library(go: str, out_dir: Path) -> Path:
 
 
 def check_header(go: str) -> None:
-    """Compile tailscale.h together with cgo's generated header, so any
-    signature that drifted between the two is a build error. (cgo cannot
-    say const, so const is defined away for this check only.)"""
+    """Compile tailscale.h together with cgo's generated header.
+
+    Any signature that drifted between the two is then a build error. (cgo
+    cannot say const, so const is defined away for this check only.)
+    """
     cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
     sources = sorted(str(p) for p in GO_DIR.glob("*.go") if 'import "C"' in p.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         cgo_header = Path(tmp, "cgo_export.h")
         gen = subprocess.run(
             [go, "tool", "cgo", "-exportheader", str(cgo_header), "-objdir", tmp, *sources],
-            cwd=tmp, capture_output=True, text=True, check=False,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if gen.returncode != 0:
             raise BuildError(f"cgo could not generate the export header:\n{gen.stderr}")
         probe = Path(tmp, "probe.c")
         probe.write_text(f'#include "{HEADER}"\n#include "{cgo_header}"\n')
         check = subprocess.run(
-            [*cc.split(), "-fsyntax-only", "-Dconst=", str(probe)], capture_output=True, text=True, check=False
+            [*cc.split(), "-fsyntax-only", "-Dconst=", str(probe)],
+            capture_output=True,
+            text=True,
+            check=False,
         )
     if check.returncode != 0:
         raise BuildError(f"go/tailscale.h does not match the exported Go functions:\n{check.stderr}")
@@ -146,8 +156,11 @@ def build_ffi_module(out_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Build into --out-dir and print the paths written; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "build" / "lib", help="where to write the files")
+    parser.add_argument(
+        "--out-dir", type=Path, default=ROOT / "build" / "lib", help="where to write the files"
+    )
     parser.add_argument("--skip-header-check", action="store_true", help="do not compile-check tailscale.h")
     args = parser.parse_args(argv)
     out_dir: Path = args.out_dir.resolve()

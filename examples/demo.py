@@ -15,7 +15,7 @@ from tailnet.testing import LocalTailnet
 
 
 def echo_once(listener: tailnet.Listener) -> None:
-    conn, peer = listener.accept()
+    conn, _peer = listener.accept()
     with conn:
         data = conn.recv(1024)
         conn.sendall(b"echo from beta: " + data)

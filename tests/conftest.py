@@ -39,10 +39,16 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def recv_all(sock: socket.socket) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while chunk := sock.recv(1 << 20):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def send_and_close_write(sock: socket.socket, data: bytes) -> None:
+    """Send all of ``data``, then shut down the sending direction (EOF)."""
+    sock.sendall(data)
+    sock.shutdown(socket.SHUT_WR)
 
 
 def sha256(data: bytes) -> str:
@@ -78,10 +84,12 @@ class EchoServer:
 
 
 @pytest.fixture
-def pair(tailnet_node: Callable[..., tailnet.Server], request: pytest.FixtureRequest) -> Iterator[tuple[tailnet.Server, tailnet.Server]]:
+def pair(
+    tailnet_node: Callable[..., tailnet.Server], request: pytest.FixtureRequest
+) -> tuple[tailnet.Server, tailnet.Server]:
     """Two nodes that are up, with names unique to the test."""
     base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
-    yield tailnet_node(f"{base}-a"), tailnet_node(f"{base}-b")
+    return tailnet_node(f"{base}-a"), tailnet_node(f"{base}-b")
 
 
 @pytest.fixture

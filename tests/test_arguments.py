@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 from conftest import go_counter, open_fds
 
@@ -9,8 +13,10 @@ import tailnet
 from tailnet.testing import LocalTailnet
 
 
-@pytest.mark.parametrize("hostname", ["", "-lead", "trail-", "has space", "under_score", "a" * 64, "dot.ted", "ünï"])
-def test_invalid_hostnames(hostname: str, tmp_path) -> None:
+@pytest.mark.parametrize(
+    "hostname", ["", "-lead", "trail-", "has space", "under_score", "a" * 64, "dot.ted", "ünï"]
+)
+def test_invalid_hostnames(hostname: str, tmp_path: Path) -> None:
     with pytest.raises(tailnet.ConfigurationError, match="hostname"):
         tailnet.Server(hostname, state_dir=tmp_path)
 
@@ -28,14 +34,14 @@ def test_invalid_hostnames(hostname: str, tmp_path) -> None:
         ({"control_url": "no scheme"}, tailnet.ConfigurationError),
     ],
 )
-def test_invalid_server_arguments(kwargs: dict, error: type[Exception], tmp_path) -> None:
+def test_invalid_server_arguments(kwargs: dict[str, Any], error: type[Exception], tmp_path: Path) -> None:
     kwargs.setdefault("hostname", "ok")
     with pytest.raises(error):
         tailnet.Server(state_dir=tmp_path, **kwargs)
 
 
 @pytest.fixture(scope="module")
-def node(local_tailnet: LocalTailnet):
+def node(local_tailnet: LocalTailnet) -> Iterator[tailnet.Server]:
     with local_tailnet.server("args-node") as server:
         yield server
 
@@ -55,13 +61,15 @@ def node(local_tailnet: LocalTailnet):
         (None, "host:80", TypeError),
     ],
 )
-def test_invalid_dial_arguments(node: tailnet.Server, network, address, error) -> None:
+def test_invalid_dial_arguments(
+    node: tailnet.Server, network: Any, address: Any, error: type[Exception]
+) -> None:
     with pytest.raises(error):
         node.dial(network, address, timeout=5)
 
 
 @pytest.mark.parametrize("timeout", [-1, float("nan"), "5"])
-def test_invalid_timeouts(node: tailnet.Server, timeout) -> None:
+def test_invalid_timeouts(node: tailnet.Server, timeout: Any) -> None:
     with pytest.raises((tailnet.ConfigurationError, TypeError)):
         node.dial("tcp", "host:80", timeout=timeout)
 

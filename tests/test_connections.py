@@ -7,23 +7,29 @@ import socket
 import threading
 
 import pytest
-from conftest import EchoServer, recv_all, sha256
+from conftest import EchoServer, recv_all, send_and_close_write, sha256
 
 import tailnet
+from tailnet.testing import LocalTailnet
 
 
 def test_nodes_get_tailnet_addresses(pair: tuple[tailnet.Server, tailnet.Server]) -> None:
     a, b = pair
-    assert a.ips and b.ips
+    assert a.ips
+    assert b.ips
     assert a.ips[0].version == 4
     assert str(a.ips[0]).startswith("100.")
     assert set(a.ips).isdisjoint(b.ips)
 
 
 @pytest.mark.parametrize("by", ["ip", "name", "fqdn"])
-def test_echo_by_ip_and_name(pair: tuple[tailnet.Server, tailnet.Server], echo: EchoServer, local_tailnet, by: str) -> None:
+def test_echo_by_ip_and_name(
+    pair: tuple[tailnet.Server, tailnet.Server], echo: EchoServer, local_tailnet: LocalTailnet, by: str
+) -> None:
     a, b = pair
-    host = {"ip": str(b.ips[0]), "name": b.hostname, "fqdn": f"{b.hostname}.{local_tailnet.magicdns_domain}"}[by]
+    host = {"ip": str(b.ips[0]), "name": b.hostname, "fqdn": f"{b.hostname}.{local_tailnet.magicdns_domain}"}[
+        by
+    ]
     with a.dial("tcp", (host, 7), timeout=30) as conn:
         conn.sendall(b"ping")
         assert conn.recv(4) == b"ping"
@@ -56,7 +62,7 @@ def test_8_mib_transfer_intact(pair: tuple[tailnet.Server, tailnet.Server], echo
     a, b = pair
     data = os.urandom(8 << 20)
     with a.dial("tcp", f"{b.hostname}:7", timeout=30) as conn:
-        writer = threading.Thread(target=lambda: (conn.sendall(data), conn.shutdown(socket.SHUT_WR)))
+        writer = threading.Thread(target=send_and_close_write, args=(conn, data))
         writer.start()
         received = recv_all(conn)
         writer.join()

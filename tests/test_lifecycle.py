@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import EchoServer, eventually, go_counter, open_fds
@@ -39,14 +40,14 @@ def silent_control() -> Iterator[str]:
     listener.close()
 
 
-def test_close_cancels_pending_up(silent_control: str, tmp_path) -> None:
+def test_close_cancels_pending_up(silent_control: str, tmp_path: Path) -> None:
     server = tailnet.Server("stuck", control_url=silent_control, state_dir=tmp_path, authkey="k")
     errors: list[BaseException] = []
 
     def up() -> None:
         try:
             server.up()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
             errors.append(exc)
 
     thread = threading.Thread(target=up)
@@ -61,7 +62,7 @@ def test_close_cancels_pending_up(silent_control: str, tmp_path) -> None:
     assert isinstance(errors[0], tailnet.ClosedError)
 
 
-def test_up_timeout(silent_control: str, tmp_path) -> None:
+def test_up_timeout(silent_control: str, tmp_path: Path) -> None:
     server = tailnet.Server("slow", control_url=silent_control, state_dir=tmp_path, authkey="k")
     with pytest.raises(tailnet.TailnetTimeout) as info:
         server.up(timeout=0.2)
@@ -85,7 +86,7 @@ def test_close_is_idempotent_and_use_after_close_raises(local_tailnet: LocalTail
         _ = server.ips
 
 
-def test_state_dir_keeps_identity_across_restarts(local_tailnet: LocalTailnet, tmp_path) -> None:
+def test_state_dir_keeps_identity_across_restarts(local_tailnet: LocalTailnet, tmp_path: Path) -> None:
     with local_tailnet.server("keeper", state_dir=tmp_path, ephemeral=False) as first:
         ips = first.ips
     assert (tmp_path / "tailscaled.state").exists()
@@ -93,14 +94,20 @@ def test_state_dir_keeps_identity_across_restarts(local_tailnet: LocalTailnet, t
         assert second.ips == ips
 
 
-def test_state_dir_cannot_be_shared_by_two_live_servers(local_tailnet: LocalTailnet, tmp_path) -> None:
-    with local_tailnet.server("one", state_dir=tmp_path), pytest.raises(tailnet.ConfigurationError, match="in use"):
+def test_state_dir_cannot_be_shared_by_two_live_servers(local_tailnet: LocalTailnet, tmp_path: Path) -> None:
+    with (
+        local_tailnet.server("one", state_dir=tmp_path),
+        pytest.raises(tailnet.ConfigurationError, match="in use"),
+    ):
         local_tailnet.server("two", state_dir=tmp_path)
     local_tailnet.server("three", state_dir=tmp_path).close()  # free again
 
 
 def test_ephemeral_and_persistent_nodes_talk(local_tailnet: LocalTailnet) -> None:
-    with local_tailnet.server("eph", ephemeral=True) as eph, local_tailnet.server("per", ephemeral=False) as per:
+    with (
+        local_tailnet.server("eph", ephemeral=True) as eph,
+        local_tailnet.server("per", ephemeral=False) as per,
+    ):
         echo = EchoServer(per.listen("tcp", ":7"))
         with eph.dial("tcp", "per:7", timeout=30) as conn:
             conn.sendall(b"e")

@@ -9,10 +9,11 @@ import subprocess
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import recv_all, sha256
+from conftest import recv_all, send_and_close_write, sha256
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -20,23 +21,34 @@ from tailnet.testing import LocalTailnet
 NODE = str(Path(__file__).with_name("node_process.py"))
 
 
-def spawn(local_tailnet: LocalTailnet, tmp_path: Path, *args: str, **env_overrides: str) -> subprocess.Popen[str]:
+def spawn(
+    local_tailnet: LocalTailnet, tmp_path: Path, *args: str, **env_overrides: str
+) -> subprocess.Popen[str]:
     """Run node_process.py MODE HOSTNAME [ARGS] on the local tailnet."""
     env = {**os.environ, **local_tailnet.environ, **env_overrides}
     return subprocess.Popen(
         [sys.executable, NODE, *args[:2], str(tmp_path / args[1]), *args[2:]],
-        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
-def test_two_processes_move_8_mib(local_tailnet: LocalTailnet, tailnet_node, tmp_path: Path) -> None:
+def test_two_processes_move_8_mib(
+    local_tailnet: LocalTailnet, tailnet_node: Callable[..., tailnet.Server], tmp_path: Path
+) -> None:
     proc = spawn(local_tailnet, tmp_path, "echo", "proc-echo")
     try:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         assert proc.stdout.readline() == "ready\n", proc.stderr.read()
         client = tailnet_node("proc-client")
         data = os.urandom(8 << 20)
         with client.dial("tcp", "proc-echo:7", timeout=30) as conn:
-            writer = threading.Thread(target=lambda: (conn.sendall(data), conn.shutdown(socket.SHUT_WR)))
+            writer = threading.Thread(target=send_and_close_write, args=(conn, data))
             writer.start()
             received = recv_all(conn)
             writer.join()
@@ -54,12 +66,20 @@ def test_two_processes_move_8_mib(local_tailnet: LocalTailnet, tailnet_node, tmp
 def test_ctrl_c_interrupts_blocking_calls(mode: str, tmp_path: Path, local_tailnet: LocalTailnet) -> None:
     silent = socket.create_server(("127.0.0.1", 0))  # a control server that never answers
     if mode == "block-up":
-        proc = spawn(local_tailnet, tmp_path, mode, "ctrlc-up", TS_CONTROL_URL=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        proc = spawn(
+            local_tailnet,
+            tmp_path,
+            mode,
+            "ctrlc-up",
+            TS_CONTROL_URL=f"http://127.0.0.1:{silent.getsockname()[1]}",
+        )
     elif mode == "block-accept":
         proc = spawn(local_tailnet, tmp_path, mode, "ctrlc-accept")
     else:  # a tailnet address nobody has: the dial waits (it has no timeout)
         proc = spawn(local_tailnet, tmp_path, mode, "ctrlc-dial", "100.100.99.99:80")
     try:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         assert proc.stdout.readline() == "blocking\n", proc.stderr.read()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
@@ -82,7 +102,7 @@ def test_fork_child_gets_a_clear_error(local_tailnet: LocalTailnet, tmp_path: Pa
             os.write(write, b"no error")
         except tailnet.ForkedProcessError as exc:
             os.write(write, b"ok " + str(exc).encode()[:200])
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - report anything from the child
             os.write(write, repr(exc).encode()[:200])
         os._exit(0)
     os.close(write)

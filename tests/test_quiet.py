@@ -21,7 +21,7 @@ ICMPV6 = 58
 
 def stray_packets(sock: socket.socket) -> list[str]:
     """Describe captured IP packets (IPv6 neighbour discovery aside)."""
-    found = []
+    found: list[str] = []
     while True:
         try:
             frame = sock.recv(65535)
@@ -39,14 +39,17 @@ def test_nothing_leaves_the_machine(local_tailnet: LocalTailnet) -> None:
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as capture:
         capture.bind(("tn1", 0))
         capture.setblocking(False)
-        with local_tailnet.server("quiet-a") as a, local_tailnet.server("quiet-b") as b:
-            with b.listen("tcp", ":7") as listener:
-                conn = a.dial("tcp", "quiet-b:7", timeout=30)
-                served, _ = listener.accept(timeout=30)
-                conn.sendall(b"x")
-                assert served.recv(1) == b"x"
-                conn.close()
-                served.close()
+        with (
+            local_tailnet.server("quiet-a") as a,
+            local_tailnet.server("quiet-b") as b,
+            b.listen("tcp", ":7") as listener,
+        ):
+            conn = a.dial("tcp", "quiet-b:7", timeout=30)
+            served, _ = listener.accept(timeout=30)
+            conn.sendall(b"x")
+            assert served.recv(1) == b"x"
+            conn.close()
+            served.close()
         # The watch covers the nodes' whole life, from start to close.
         assert stray_packets(capture) == []
 

@@ -32,8 +32,8 @@ from ._sync import Listener, Server
 __version__ = "0.1.0"
 
 __all__ = [
-    "AddressInUseError",
     "Address",
+    "AddressInUseError",
     "AuthenticationError",
     "ClosedError",
     "ConfigurationError",

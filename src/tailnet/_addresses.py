@@ -34,11 +34,11 @@ def format_address(address: str | tuple[str, int]) -> str:
     """A user's dial/listen address ("host:port" or (host, port)) as "host:port"."""
     if isinstance(address, str):
         return address
-    if isinstance(address, tuple) and len(address) == 2:  # noqa: PLR2004
+    if isinstance(address, tuple) and len(address) == 2:
         host, port = address
         if not isinstance(host, str) or isinstance(port, bool) or not isinstance(port, int):
             raise TypeError(f"address must be (host: str, port: int), not {address!r}")
-        if not 0 <= port <= 65535:  # noqa: PLR2004
+        if not 0 <= port <= 65535:
             raise ConfigurationError(f"port {port} is out of range 0-65535")
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     raise TypeError(f"address must be 'host:port' or (host, port), not {type(address).__name__}")

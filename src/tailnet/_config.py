@@ -63,6 +63,7 @@ class ServerConfig:
     @classmethod
     def from_arguments(
         cls,
+        *,
         hostname: str | None,
         authkey: str | None,
         control_url: str | None,

@@ -26,14 +26,21 @@ _LIB_NAME = "libtailnet.dylib" if sys.platform == "darwin" else "libtailnet.so"
 _FORWARDED_PREFIX = "TS_"
 
 _lock = threading.Lock()
-_lib: Any = None
-_forked = False
+
+
+class _State:
+    """The library once opened, and whether this process was forked from one that had opened it."""
+
+    lib: Any = None
+    forked = False
+
 
 try:
     from ._ffi import ffi
 except ImportError as exc:  # pragma: no cover - broken install
     raise LibraryNotFoundError(
-        "tailnet's generated cffi module is missing: reinstall tailnet (pip install --force-reinstall tailnet)"
+        "tailnet's generated cffi module is missing: "
+        "reinstall tailnet (pip install --force-reinstall tailnet)"
     ) from exc
 
 
@@ -60,26 +67,24 @@ def lib() -> Any:
     Raises :class:`ForkedProcessError` in a forked child of a process that
     had loaded it.
     """
-    global _lib
-    if _lib is not None:
-        if _forked:
+    if _State.lib is not None:
+        if _State.forked:
             raise ForkedProcessError(
                 "tailnet cannot be used in a child process after os.fork(): the Go runtime does not "
                 "survive fork. Create tailnet servers after forking, or use multiprocessing with the "
                 "'spawn' start method."
             )
-        return _lib
+        return _State.lib
     with _lock:
-        if _lib is None:
+        if _State.lib is None:
             handle = _open()
             _forward_environment(handle)
-            _lib = handle
-    return _lib
+            _State.lib = handle
+    return _State.lib
 
 
 def _after_fork_in_child() -> None:
-    global _forked
-    _forked = _lib is not None
+    _State.forked = _State.lib is not None
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

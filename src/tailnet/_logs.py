@@ -20,6 +20,9 @@ LOGGER = logging.getLogger("tailnet")
 
 _LEVELS = {"I": logging.INFO, "D": logging.DEBUG}
 
+#: tsnet's message asking for an interactive login ("... or go to: URL").
+_LOGIN_URL_HINT = "go to: http"
+
 
 class LogPump:
     """The process-wide pipe and the thread that reads it."""
@@ -61,4 +64,7 @@ class LogPump:
         handle, _, rest = line.partition(" ")
         level, _, text = rest.partition(" ")
         name = self._names.get(int(handle) if handle.isdigit() else -1, "?")
-        LOGGER.log(_LEVELS.get(level, logging.INFO), "[%s] %s", name, text)
+        severity = _LEVELS.get(level, logging.INFO)
+        if _LOGIN_URL_HINT in text:  # the user must act: visible without logging configured
+            severity = logging.WARNING
+        LOGGER.log(severity, "[%s] %s", name, text)

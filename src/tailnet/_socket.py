@@ -19,6 +19,8 @@ class TailnetSocket(socket.socket):
     """
 
     __slots__ = ("_tailnet_local", "_tailnet_peer")
+    _tailnet_local: Address
+    _tailnet_peer: Address
 
     @classmethod
     def adopt(cls, fd: int, peer: Address, local: Address) -> TailnetSocket:
@@ -28,14 +30,14 @@ class TailnetSocket(socket.socket):
         sock._tailnet_local = local
         return sock
 
-    def getpeername(self) -> Address:  # type: ignore[override]
+    def getpeername(self) -> Address:
         """The peer's tailnet (ip, port)."""
         try:
             return self._tailnet_peer
         except AttributeError:  # a dup() or accept() copy
             return super().getpeername()  # type: ignore[no-any-return]
 
-    def getsockname(self) -> Address:  # type: ignore[override]
+    def getsockname(self) -> Address:
         """This node's tailnet (ip, port) for the connection."""
         try:
             return self._tailnet_local
@@ -43,7 +45,7 @@ class TailnetSocket(socket.socket):
             return super().getsockname()  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"fd={self.fileno()}"
+        state = "closed" if getattr(self, "_closed", False) else f"fd={self.fileno()}"
         peer = getattr(self, "_tailnet_peer", None)
         local = getattr(self, "_tailnet_local", None)
         return f"<TailnetSocket {state} local={local} peer={peer}>"

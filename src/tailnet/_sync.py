@@ -109,7 +109,14 @@ class Server:
         ephemeral: bool = False,
         tags: Iterable[str] = (),
     ) -> None:
-        config = ServerConfig.from_arguments(hostname, authkey, control_url, state_dir, ephemeral, tags)
+        config = ServerConfig.from_arguments(
+            hostname=hostname,
+            authkey=authkey,
+            control_url=control_url,
+            state_dir=state_dir,
+            ephemeral=ephemeral,
+            tags=tags,
+        )
         self._node = Node(config)
 
     @property
@@ -148,7 +155,9 @@ class Server:
         _finish(self._node.begin_up(timeout))
         return self
 
-    def dial(self, network: str, address: str | tuple[str, int], timeout: float | None = None) -> TailnetSocket:
+    def dial(
+        self, network: str, address: str | tuple[str, int], timeout: float | None = None
+    ) -> TailnetSocket:
         """Connect to ``address`` ("host:port" or (host, port)) on the tailnet.
 
         ``host`` is a tailnet IP or MagicDNS name; ``network`` is ``"tcp"``,
@@ -175,4 +184,3 @@ class Server:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<tailnet.Server {self.hostname!r} {state}>"
-

@@ -58,7 +58,9 @@ class LocalTailnet:
         self, *, authkey: str | None = None, interactive: bool = False, magicdns_domain: str = "tailnet.test"
     ) -> None:
         apply_quiet_environment()
-        config = json.dumps({"authkey": authkey or "", "interactive": interactive, "magicdns_domain": magicdns_domain})
+        config = json.dumps(
+            {"authkey": authkey or "", "interactive": interactive, "magicdns_domain": magicdns_domain}
+        )
         handle, url, err = ffi.new("int64_t *"), ffi.new("char[]", _URL_SIZE), ErrorBuffer()
         code = lib().tailnet_localnet_start(config.encode(), handle, url, _URL_SIZE, err.buf, err.size)
         raise_for_code(code, err.message())
@@ -95,7 +97,9 @@ class LocalTailnet:
     def complete_login(self, url: str) -> None:
         """Approve the interactive login a node is waiting on at ``url``."""
         err = ErrorBuffer()
-        raise_for_code(lib().tailnet_localnet_complete_auth(self._live(), url.encode(), err.buf, err.size), err.message())
+        raise_for_code(
+            lib().tailnet_localnet_complete_auth(self._live(), url.encode(), err.buf, err.size), err.message()
+        )
 
     def _live(self) -> int:
         if self._handle is None:
@@ -119,5 +123,3 @@ class LocalTailnet:
 
     def __repr__(self) -> str:
         return f"<LocalTailnet {self.control_url}{' closed' if self._handle is None else ''}>"
-
-
