@@ -49,11 +49,11 @@ def required_go_version() -> tuple[int, int, int]:
 
 
 def find_go() -> str:
-    """The go binary ($GO, else PATH, else /usr/local/go), checked for version."""
+    """The go binary ($GO, else PATH), checked for version."""
     want = required_go_version()
     want_text = ".".join(map(str, want))
-    go = os.environ.get("GO") or shutil.which("go") or "/usr/local/go/bin/go"
-    if not Path(go).exists() and not shutil.which(go):
+    go = os.environ.get("GO") or shutil.which("go")
+    if not go or not (Path(go).is_file() or shutil.which(go)):
         raise BuildError(
             f"no Go toolchain found: building tailnet from source needs Go >= {want_text} "
             "(https://go.dev/dl/); put `go` on PATH or set GO=/path/to/go. "

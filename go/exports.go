@@ -236,39 +236,3 @@ func tailnet_debug_counter(name *C.char, out *C.int64_t) (rc C.int) {
 	}
 	return fail(err, nil, 0)
 }
-
-//export tailnet_localnet_start
-func tailnet_localnet_start(config *C.char, out *C.int64_t, url *C.char, urllen C.size_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
-	defer guard(&rc, errbuf, errlen)
-	if err := needOut("out", out == nil); err != nil {
-		return fail(err, errbuf, errlen)
-	}
-	n, err := startLocalnet(goString(config))
-	if err != nil {
-		return fail(err, errbuf, errlen)
-	}
-	*out = C.int64_t(newHandle(n))
-	copyOut(n.url(), url, urllen)
-	return fail(nil, errbuf, errlen)
-}
-
-//export tailnet_localnet_complete_auth
-func tailnet_localnet_complete_auth(h C.int64_t, url *C.char, errbuf *C.char, errlen C.size_t) (rc C.int) {
-	defer guard(&rc, errbuf, errlen)
-	n, err := lookup[*localnet](int64(h))
-	if err == nil {
-		err = n.completeAuth(goString(url))
-	}
-	return fail(err, errbuf, errlen)
-}
-
-//export tailnet_localnet_close
-func tailnet_localnet_close(h C.int64_t) (rc C.int) {
-	defer guard(&rc, nil, 0)
-	n, err := lookup[*localnet](int64(h))
-	if err == nil {
-		dropHandle(int64(h))
-		n.close()
-	}
-	return fail(err, nil, 0)
-}
