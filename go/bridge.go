@@ -20,11 +20,13 @@ type bridge struct {
 	remote net.Conn // the tailnet side
 	local  net.Conn // our end of the socketpair
 	done   chan struct{}
+	logf   func(format string, args ...any)
+	peer   string // for log lines; RemoteAddr is gone after a reset
 }
 
 // newBridge starts a bridge for remote and returns the caller's descriptor.
 // It takes ownership of remote. onDone runs once both copiers have stopped.
-func newBridge(remote net.Conn, onDone func(*bridge)) (*bridge, int, error) {
+func newBridge(remote net.Conn, logf func(string, ...any), onDone func(*bridge)) (*bridge, int, error) {
 	mine, theirs, err := socketpair(unix.SOCK_STREAM)
 	if err != nil {
 		remote.Close()
@@ -36,7 +38,7 @@ func newBridge(remote net.Conn, onDone func(*bridge)) (*bridge, int, error) {
 		closeFD(theirs)
 		return nil, -1, err
 	}
-	b := &bridge{remote: remote, local: local, done: make(chan struct{})}
+	b := &bridge{remote: remote, local: local, done: make(chan struct{}), logf: logf, peer: remote.RemoteAddr().String()}
 	var wg sync.WaitGroup
 	wg.Go(func() { b.pump(local, remote) })
 	wg.Go(func() { b.pump(remote, local) })
@@ -53,10 +55,14 @@ func newBridge(remote net.Conn, onDone func(*bridge)) (*bridge, int, error) {
 // than EOF tears the whole bridge down so the other direction stops too.
 func (b *bridge) pump(dst, src net.Conn) {
 	buf := make([]byte, bridgeBufSize)
-	_, err := io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, buf)
-	if err == nil && closeWrite(dst) == nil {
-		return
+	n, err := io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, buf)
+	if err == nil {
+		err = closeWrite(dst)
+		if err == nil {
+			return
+		}
 	}
+	b.logf("connection with %s: copy ended after %d bytes: %v", b.peer, n, err)
 	b.close()
 }
 

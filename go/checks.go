@@ -2,7 +2,9 @@ package main
 
 import (
 	"net"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 )
@@ -59,6 +61,19 @@ func debugCounter(name string) (int64, error) {
 		return liveOps.Load(), nil
 	case "handles":
 		return liveHandles(), nil
+	case "stuck_closes":
+		return stuckCloses.Load(), nil
 	}
 	return 0, errorf(codeInvalid, "unknown counter %q", name)
+}
+
+// dumpGoroutines writes every goroutine's stack to path, for diagnosing
+// hangs.
+func dumpGoroutines(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return errorf(codeInvalid, "dump goroutines: %v", err)
+	}
+	defer f.Close()
+	return pprof.Lookup("goroutine").WriteTo(f, 2)
 }

@@ -236,3 +236,9 @@ func tailnet_debug_counter(name *C.char, out *C.int64_t) (rc C.int) {
 	}
 	return fail(err, nil, 0)
 }
+
+//export tailnet_debug_dump_goroutines
+func tailnet_debug_dump_goroutines(path *C.char, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	return fail(dumpGoroutines(goString(path)), errbuf, errlen)
+}

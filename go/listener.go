@@ -77,23 +77,55 @@ func classifyListen(err error) int {
 	return codeInvalid // tsnet rejects bad addresses with plain errors
 }
 
-// acceptLoop hands connections to the caller until the listener closes.
+// listenBacklog is how many accepted connections may wait for the caller.
+// tsnet closes (resets) a connection its listener has not taken within a
+// second, and a SEQPACKET socket holds only a few messages, so connections
+// are taken from tsnet at once and wait here, as in a kernel's accept queue.
+const listenBacklog = 4096
+
+// acceptLoop takes connections from tsnet as fast as they come; deliver
+// hands them to the caller. A connection arriving to a full backlog is
+// closed.
 func (s *server) acceptLoop(ln *listener) {
-	defer ln.close()
+	backlog := make(chan net.Conn, listenBacklog)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.deliver(ln, backlog) })
 	for {
 		c, err := ln.ln.Accept()
 		if err != nil {
-			return
+			break
 		}
-		fd, err := s.bridge(c)
-		if err != nil {
-			return
+		select {
+		case backlog <- c:
+		default:
+			s.log.debugf("listener backlog full: dropping connection from %v", c.RemoteAddr())
+			c.Close()
+		}
+	}
+	ln.close() // unblocks deliver
+	close(backlog)
+	wg.Wait()
+}
+
+// deliver bridges each connection and sends it to the caller: one message
+// "REMOTE LOCAL" carrying the descriptor. Once sending fails (the caller
+// closed its end) the rest are closed.
+func (s *server) deliver(ln *listener, backlog <-chan net.Conn) {
+	failed := false
+	for c := range backlog {
+		if failed {
+			c.Close()
+			continue
 		}
 		payload := []byte(c.RemoteAddr().String() + " " + c.LocalAddr().String())
-		_, _, err = ln.ch.WriteMsgUnix(payload, unix.UnixRights(fd), nil)
-		closeFD(fd) // the message holds its own reference
+		fd, err := s.bridge(c)
+		if err == nil {
+			_, _, err = ln.ch.WriteMsgUnix(payload, unix.UnixRights(fd), nil)
+			closeFD(fd) // the message holds its own reference
+		}
 		if err != nil {
-			return
+			failed = true
+			ln.close()
 		}
 	}
 }

@@ -106,7 +106,8 @@ int tailnet_ips(int64_t server, char *buf, size_t buflen,
 /*
  * Closes the server: cancels its operations (they fail with
  * TAILNET_ERR_CLOSED), closes its listeners and connections, stops the
- * node and waits for every goroutine it owns. Idempotent; the handle stays
+ * node and waits for every goroutine it owns (tsnet's own shutdown is
+ * waited for at most 5 s). Idempotent; the handle stays
  * valid (every other call then fails with TAILNET_ERR_CLOSED) until
  * tailnet_free.
  */
@@ -167,8 +168,15 @@ int tailnet_op_free(int64_t op);
 int tailnet_setenv(const char *key, const char *value,
                    char *errbuf, size_t errlen);
 
-/* Reads a counter: "goroutines", "ops" (live operations), "handles". */
+/*
+ * Reads a counter: "goroutines", "ops" (live operations), "handles",
+ * "stuck_closes" (tailnet_close calls that returned before tsnet's own
+ * shutdown finished: see docs/architecture.md).
+ */
 int tailnet_debug_counter(const char *name, int64_t *value);
+
+/* Writes every goroutine's stack to the file at path (for diagnosing hangs). */
+int tailnet_debug_dump_goroutines(const char *path, char *errbuf, size_t errlen);
 
 /* ---- Local tailnet (for tests and demos) ------------------------------- */
 

@@ -34,7 +34,7 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
+            raise AssertionError(f"condition not reached in {timeout} s")
         time.sleep(0.01)
 
 

@@ -13,6 +13,7 @@ See :mod:`tailnet.testing` for a local tailnet to test against offline.
 from __future__ import annotations
 
 from ._addresses import Address, IPAddress
+from ._async import AsyncListener, AsyncServer
 from ._exceptions import (
     AddressInUseError,
     AuthenticationError,
@@ -27,6 +28,7 @@ from ._exceptions import (
     TailnetTimeout,
 )
 from ._socket import TailnetSocket
+from ._stream import TailnetStream
 from ._sync import Listener, Server
 
 __version__ = "0.1.0"
@@ -34,6 +36,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Address",
     "AddressInUseError",
+    "AsyncListener",
+    "AsyncServer",
     "AuthenticationError",
     "ClosedError",
     "ConfigurationError",
@@ -47,6 +51,7 @@ __all__ = [
     "Server",
     "TailnetError",
     "TailnetSocket",
+    "TailnetStream",
     "TailnetTimeout",
     "__version__",
 ]

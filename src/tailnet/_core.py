@@ -13,6 +13,7 @@ import logging
 import math
 import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,8 @@ from ._errors import ErrorBuffer, raise_for_code
 from ._exceptions import ClosedError, ConfigurationError, InternalError
 from ._library import ffi, lib
 from ._logs import LOGGER, LogPump
-from ._socket import TailnetSocket
 
-__all__ = ["ListenerCore", "Node", "Operation", "adopt_connection", "timeout_ms"]
+__all__ = ["Connection", "ListenerCore", "Node", "Operation", "timeout_ms"]
 
 #: Largest accept message: "REMOTE LOCAL" with two bracketed IPv6 addresses.
 _ACCEPT_MSG_SIZE = 256
@@ -54,14 +54,23 @@ def _call(fn: Any, *args: Any) -> None:
     raise_for_code(fn(*args, err.buf, err.size), err.message())
 
 
-def adopt_connection(fd: int, text: str) -> TailnetSocket:
-    """Wrap a finished dial's descriptor and "REMOTE LOCAL" text as a socket."""
-    try:
-        remote, local = parse_address_pair(text)
-    except ValueError:
-        socket.close(fd)
-        raise InternalError(f"unexpected dial result {text!r}") from None
-    return TailnetSocket.adopt(fd, remote, local)
+@dataclass(frozen=True)
+class Connection:
+    """A connection handed over by the library: its descriptor (now ours) and addresses."""
+
+    fd: int
+    remote: Address
+    local: Address
+
+    @classmethod
+    def parse(cls, fd: int, text: str) -> Connection:
+        """From a descriptor and the library's "REMOTE LOCAL" text; closes fd if the text is bad."""
+        try:
+            remote, local = parse_address_pair(text)
+        except ValueError:
+            socket.close(fd)
+            raise InternalError(f"unexpected connection addresses {text!r}") from None
+        return cls(fd, remote, local)
 
 
 class Operation:
@@ -114,7 +123,7 @@ class ListenerCore:
         """Whether :meth:`close` has been called."""
         return self._closed
 
-    def receive(self) -> tuple[TailnetSocket, Address]:
+    def receive(self) -> Connection:
         """Take one accepted connection; BlockingIOError if none is queued.
 
         Raises :class:`ClosedError` once the listener is closed.
@@ -137,8 +146,7 @@ class ListenerCore:
         if flags & socket.MSG_CTRUNC:
             socket.close(conn_fd)
             raise InternalError("listener message truncated")
-        remote, local = parse_address_pair(msg.decode())
-        return TailnetSocket.adopt(conn_fd, remote, local), remote
+        return Connection.parse(conn_fd, msg.decode("ascii", "replace"))
 
     def close(self) -> None:
         """Stop listening; connections not yet accepted are dropped."""

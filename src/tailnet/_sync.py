@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from types import TracebackType
 
-from ._addresses import Address, IPAddress
-from ._config import ServerConfig
-from ._core import ListenerCore, Node, Operation, adopt_connection, timeout_ms
+from ._addresses import Address
+from ._base import ServerBase
+from ._core import Connection, ListenerCore, Operation, timeout_ms
 from ._exceptions import ClosedError
 from ._socket import TailnetSocket
 from ._wait import wait_readable
@@ -23,6 +22,10 @@ def _finish(op: Operation) -> tuple[int, str]:
         return op.result()
     finally:
         op.free()
+
+
+def _socket(conn: Connection) -> TailnetSocket:
+    return TailnetSocket.adopt(conn.fd, conn.remote, conn.local)
 
 
 class Listener:
@@ -49,9 +52,11 @@ class Listener:
         timeout_ms(timeout)  # validate
         while True:
             try:
-                return self._core.receive()
+                conn = self._core.receive()
             except BlockingIOError:
                 wait_readable(self._core.sock.fileno(), timeout, "accept")
+                continue
+            return _socket(conn), conn.remote
 
     def fileno(self) -> int:
         """A descriptor that is readable when :meth:`accept` will not block."""
@@ -80,64 +85,8 @@ class Listener:
         return f"<tailnet.Listener {self.address} {state}>"
 
 
-class Server:
-    """A Tailscale node in this process (like Go's ``tsnet.Server``).
-
-    Creating it does no I/O. :meth:`up` (or ``with``) joins the tailnet;
-    :meth:`listen` and :meth:`dial` work as on any host of the tailnet.
-
-    Args:
-        hostname: The node's name on the tailnet (a DNS label). Defaults to
-            the script's name.
-        authkey: Auth key to join without an interactive login; defaults to
-            ``$TS_AUTHKEY`` or ``$TS_AUTH_KEY``.
-        control_url: Coordination server; defaults to ``$TS_CONTROL_URL``,
-            else Tailscale's.
-        state_dir: Where the node keeps its identity; defaults to a
-            per-hostname directory in the user's data dir (mode 0700).
-        ephemeral: Remove the node from the tailnet when it goes offline.
-        tags: ACL tags to advertise, e.g. ``["tag:server"]``.
-    """
-
-    def __init__(
-        self,
-        hostname: str | None = None,
-        *,
-        authkey: str | None = None,
-        control_url: str | None = None,
-        state_dir: str | os.PathLike[str] | None = None,
-        ephemeral: bool = False,
-        tags: Iterable[str] = (),
-    ) -> None:
-        config = ServerConfig.from_arguments(
-            hostname=hostname,
-            authkey=authkey,
-            control_url=control_url,
-            state_dir=state_dir,
-            ephemeral=ephemeral,
-            tags=tags,
-        )
-        self._node = Node(config)
-
-    @property
-    def hostname(self) -> str:
-        """The node's hostname."""
-        return self._node.config.hostname
-
-    @property
-    def state_dir(self) -> str:
-        """The node's state directory."""
-        return str(self._node.state_dir)
-
-    @property
-    def ips(self) -> tuple[IPAddress, ...]:
-        """The node's tailnet IPs (IPv4 first); empty until it has joined."""
-        return self._node.ips()
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` has been called."""
-        return self._node.closed
+class Server(ServerBase):
+    __doc__ = ServerBase.__doc__
 
     def start(self) -> Server:
         """Start the node without waiting for it to join the tailnet."""
@@ -163,7 +112,7 @@ class Server:
         ``host`` is a tailnet IP or MagicDNS name; ``network`` is ``"tcp"``,
         ``"tcp4"`` or ``"tcp6"``. Returns a connected, blocking socket.
         """
-        return adopt_connection(*_finish(self._node.begin_dial(network, address, timeout)))
+        return _socket(Connection.parse(*_finish(self._node.begin_dial(network, address, timeout))))
 
     def listen(self, network: str, address: str | tuple[str, int]) -> Listener:
         """Listen for tailnet connections on ``address`` (":port" or "ip:port")."""
@@ -180,7 +129,3 @@ class Server:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
-        return f"<tailnet.Server {self.hostname!r} {state}>"

@@ -21,6 +21,7 @@ import tempfile
 from types import TracebackType
 from typing import Any
 
+from .._async import AsyncServer
 from .._errors import ErrorBuffer, raise_for_code
 from .._exceptions import ClosedError
 from .._library import ffi, lib
@@ -87,12 +88,17 @@ class LocalTailnet:
         directory removed on :meth:`close`, ephemeral. Keyword arguments
         override them.
         """
-        kwargs.setdefault("control_url", self.control_url)
-        kwargs.setdefault("authkey", self._authkey)
-        kwargs.setdefault("ephemeral", True)
-        if "state_dir" not in kwargs:
-            kwargs["state_dir"] = tempfile.mkdtemp(prefix=f"{hostname}-", dir=self._state_root.name)
-        return Server(hostname, **kwargs)
+        return Server(hostname, **self._server_options(hostname, kwargs))
+
+    def async_server(self, hostname: str, **kwargs: Any) -> AsyncServer:
+        """An :class:`~tailnet.AsyncServer` on this tailnet, as :meth:`server`."""
+        return AsyncServer(hostname, **self._server_options(hostname, kwargs))
+
+    def _server_options(self, hostname: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        options = {"control_url": self.control_url, "authkey": self._authkey, "ephemeral": True, **kwargs}
+        if "state_dir" not in options:
+            options["state_dir"] = tempfile.mkdtemp(prefix=f"{hostname}-", dir=self._state_root.name)
+        return options
 
     def complete_login(self, url: str) -> None:
         """Approve the interactive login a node is waiting on at ``url``."""

@@ -1,0 +1,167 @@
+"""The async API on anyio (asyncio and trio): :class:`AsyncServer` and :class:`AsyncListener`.
+
+Waiting happens in the event loop on descriptors: an operation's wait
+descriptor for ``up``/``dial``, the listener's descriptor for ``accept``,
+each connection's socket for its data. Worker threads are used only for the
+short blocking calls ``start``, ``listen`` and ``aclose``; never per
+connection or per pending accept.
+
+Cancellation: cancelling ``up`` or ``dial`` (a cancel scope, a timeout, a
+cancelled task) frees its operation at once, which cancels the Go side; a
+connection that completes anyway is closed by the library. ``listen`` and
+``start`` finish their (short) call shielded, so they never leak what they
+made, and the cancellation is delivered when they return. ``aclose`` is
+shielded: it always completes.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+
+from ._base import ServerBase
+from ._core import Connection, ListenerCore, Operation
+from ._exceptions import ClosedError
+from ._stream import TailnetStream
+
+__all__ = ["AsyncListener", "AsyncServer"]
+
+T = TypeVar("T")
+
+
+async def _finish(op: Operation) -> tuple[int, str]:
+    """Await op in the event loop and collect it; on any exit free it."""
+    try:
+        await anyio.wait_readable(op.wait_fd)
+        return op.result()
+    finally:
+        op.free()
+
+
+async def _shielded_in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run a short blocking call in a worker thread, to completion."""
+    with anyio.CancelScope(shield=True):
+        result = await anyio.to_thread.run_sync(fn, *args)
+    return result
+
+
+async def _stream(conn: Connection) -> TailnetStream:
+    """Hand a connection to anyio (it then belongs to the stream)."""
+    # A plain socket.socket: trio accepts no subclass.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=conn.fd)
+    try:
+        inner = await anyio.abc.UNIXSocketStream.from_socket(sock)
+    except BaseException:
+        sock.close()
+        raise
+    return TailnetStream(inner, conn.remote, conn.local)
+
+
+class AsyncListener(anyio.abc.Listener[TailnetStream]):
+    """Accepts tailnet connections as :class:`TailnetStream`; an :class:`anyio.abc.Listener`."""
+
+    def __init__(self, core: ListenerCore) -> None:
+        self._core = core
+
+    @property
+    def address(self) -> str:
+        """The address it listens on, as passed to :meth:`AsyncServer.listen`."""
+        return self._core.address
+
+    async def accept(self) -> TailnetStream:
+        """Wait for a connection.
+
+        Raises :class:`anyio.ClosedResourceError` if this listener is closed
+        (also while waiting) and :class:`anyio.BrokenResourceError` if its
+        server closed it.
+        """
+        while True:
+            try:
+                conn = self._core.receive()
+            except BlockingIOError:
+                await anyio.wait_readable(self._core.sock)
+                continue
+            except ClosedError as exc:
+                if self._core.closed:
+                    raise anyio.ClosedResourceError from exc
+                raise anyio.BrokenResourceError from exc
+            return await _stream(conn)
+
+    async def serve(
+        self, handler: Callable[[TailnetStream], Any], task_group: anyio.abc.TaskGroup | None = None
+    ) -> None:
+        """Accept forever, running ``handler(stream)`` in a task for each connection."""
+        async with AsyncExitStack() as stack:
+            if task_group is None:
+                task_group = await stack.enter_async_context(anyio.create_task_group())
+            while True:
+                stream = await self.accept()
+                task_group.start_soon(handler, stream)
+
+    async def aclose(self) -> None:
+        """Stop listening; a pending :meth:`accept` raises ClosedResourceError."""
+        if not self._core.closed:
+            anyio.notify_closing(self._core.sock)
+        self._core.close()
+
+    @property
+    def extra_attributes(self) -> dict[Any, Callable[[], Any]]:
+        """``SocketAttribute.raw_socket``: the listener's descriptor socket."""
+        return {SocketAttribute.raw_socket: lambda: self._core.sock}
+
+    def __repr__(self) -> str:
+        state = "closed" if self._core.closed else "open"
+        return f"<tailnet.AsyncListener {self.address} {state}>"
+
+
+class AsyncServer(ServerBase):
+    __doc__ = ServerBase.__doc__
+
+    async def start(self) -> AsyncServer:
+        """Start the node without waiting for it to join the tailnet."""
+        await _shielded_in_thread(self._node.start)
+        return self
+
+    async def up(self, timeout: float | None = None) -> AsyncServer:
+        """Join the tailnet and wait until the node is running; returns self.
+
+        Cancellable. Raises :class:`~tailnet.TailnetTimeout` after
+        ``timeout`` seconds and :class:`~tailnet.ClosedError` if the server
+        is closed meanwhile.
+        """
+        await _finish(self._node.begin_up(timeout))
+        return self
+
+    async def dial(
+        self, network: str, address: str | tuple[str, int], timeout: float | None = None
+    ) -> TailnetStream:
+        """Connect to ``address`` ("host:port" or (host, port)) on the tailnet.
+
+        Returns an :class:`anyio.abc.SocketStream`. Cancellable; a
+        connection completing after cancellation is closed, never leaked.
+        """
+        fd, text = await _finish(self._node.begin_dial(network, address, timeout))
+        return await _stream(Connection.parse(fd, text))
+
+    async def listen(self, network: str, address: str | tuple[str, int]) -> AsyncListener:
+        """Listen for tailnet connections on ``address`` (":port" or "ip:port")."""
+        return AsyncListener(await _shielded_in_thread(self._node.listen, network, address))
+
+    async def aclose(self) -> None:
+        """Leave the tailnet: close listeners, connections and the node. Idempotent."""
+        await _shielded_in_thread(self._node.close)
+
+    async def __aenter__(self) -> AsyncServer:
+        return await self.up()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

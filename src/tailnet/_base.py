@@ -1,0 +1,76 @@
+"""What the sync and async servers share: construction and plain properties."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from ._addresses import IPAddress
+from ._config import ServerConfig
+from ._core import Node
+
+__all__ = ["ServerBase"]
+
+
+class ServerBase:
+    """A Tailscale node in this process (like Go's ``tsnet.Server``).
+
+    Creating it does no I/O. ``up`` (or ``with`` / ``async with``) joins the
+    tailnet; ``listen`` and ``dial`` work as on any host of the tailnet.
+
+    Args:
+        hostname: The node's name on the tailnet (a DNS label). Defaults to
+            the script's name.
+        authkey: Auth key to join without an interactive login; defaults to
+            ``$TS_AUTHKEY`` or ``$TS_AUTH_KEY``.
+        control_url: Coordination server; defaults to ``$TS_CONTROL_URL``,
+            else Tailscale's.
+        state_dir: Where the node keeps its identity; defaults to a
+            per-hostname directory in the user's data dir (mode 0700).
+        ephemeral: Remove the node from the tailnet when it goes offline.
+        tags: ACL tags to advertise, e.g. ``["tag:server"]``.
+    """
+
+    def __init__(
+        self,
+        hostname: str | None = None,
+        *,
+        authkey: str | None = None,
+        control_url: str | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        ephemeral: bool = False,
+        tags: Iterable[str] = (),
+    ) -> None:
+        config = ServerConfig.from_arguments(
+            hostname=hostname,
+            authkey=authkey,
+            control_url=control_url,
+            state_dir=state_dir,
+            ephemeral=ephemeral,
+            tags=tags,
+        )
+        self._node = Node(config)
+
+    @property
+    def hostname(self) -> str:
+        """The node's hostname."""
+        return self._node.config.hostname
+
+    @property
+    def state_dir(self) -> str:
+        """The node's state directory."""
+        return str(self._node.state_dir)
+
+    @property
+    def ips(self) -> tuple[IPAddress, ...]:
+        """The node's tailnet IPs (IPv4 first); empty until it has joined."""
+        return self._node.ips()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the server has been closed."""
+        return self._node.closed
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<tailnet.{type(self).__name__} {self.hostname!r} {state}>"
