@@ -1,0 +1,29 @@
+"""Every example runs, as a user would run it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(*args: str) -> str:
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_demo() -> None:
+    out = run(str(EXAMPLES / "demo.py"))
+    assert "alpha is up with tailnet IPs 100." in out
+    assert "replied: 'echo from beta: hello over the tailnet'" in out
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_async_echo(backend: str) -> None:
+    out = run(str(EXAMPLES / "async_echo.py"), backend)
+    assert "'hello\\nover the\\ntailnet\\n'" in out
