@@ -12,10 +12,8 @@ import (
 // checkDial validates dial arguments before any goroutine is started, so
 // bad input fails fast and with a precise message.
 func checkDial(network, addr string) error {
-	switch network {
-	case "tcp", "tcp4", "tcp6":
-	default:
-		return errorf(codeInvalid, "dial: network must be tcp, tcp4 or tcp6, not %q", network)
+	if err := checkNetwork("dial", network); err != nil {
+		return err
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -29,10 +27,8 @@ func checkDial(network, addr string) error {
 
 // checkListen validates listen arguments: ":port" or "ip:port".
 func checkListen(network, addr string) error {
-	switch network {
-	case "tcp", "tcp4", "tcp6":
-	default:
-		return errorf(codeInvalid, "listen: network must be tcp, tcp4 or tcp6, not %q", network)
+	if err := checkNetwork("listen", network); err != nil {
+		return err
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -42,6 +38,14 @@ func checkListen(network, addr string) error {
 		return errorf(codeInvalid, "listen: host in %q must be empty or an IP address", addr)
 	}
 	return checkPort("listen", port, true)
+}
+
+func checkNetwork(verb, network string) error {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		return nil
+	}
+	return errorf(codeInvalid, "%s: network must be tcp, tcp4 or tcp6, not %q", verb, network)
 }
 
 func checkPort(verb, port string, zeroOK bool) error {

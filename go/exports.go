@@ -144,7 +144,7 @@ func tailnet_op_free(h C.int64_t) (rc C.int) {
 }
 
 //export tailnet_listen
-func tailnet_listen(h C.int64_t, network, addr *C.char, lnOut *C.int64_t, fdOut *C.int, errbuf *C.char, errlen C.size_t) (rc C.int) {
+func tailnet_listen(h C.int64_t, network, addr *C.char, lnOut *C.int64_t, fdOut *C.int, bound *C.char, boundlen C.size_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
 	defer guard(&rc, errbuf, errlen)
 	s, err := lookup[*server](int64(h))
 	if err == nil {
@@ -163,6 +163,7 @@ func tailnet_listen(h C.int64_t, network, addr *C.char, lnOut *C.int64_t, fdOut 
 	}
 	*lnOut = C.int64_t(newHandle(ln))
 	*fdOut = C.int(fd)
+	copyOut(ln.ln.Addr().String(), bound, boundlen)
 	return fail(nil, errbuf, errlen)
 }
 

@@ -129,12 +129,14 @@ int tailnet_dial(int64_t server, const char *network, const char *addr,
                  char *errbuf, size_t errlen);
 
 /*
- * Listens on addr (":port" or "ip:port"; network "tcp", "tcp4", "tcp6").
- * *listener receives a handle, *fd the caller-owned SOCK_SEQPACKET
- * descriptor described above.
+ * Listens on addr (":port" or "ip:port"; network "tcp", "tcp4", "tcp6";
+ * port 0 picks a free one). *listener receives a handle, *fd the
+ * caller-owned SOCK_SEQPACKET descriptor described above, and bound (if
+ * not NULL) the address actually listened on, with the chosen port.
  */
 int tailnet_listen(int64_t server, const char *network, const char *addr,
-                   int64_t *listener, int *fd, char *errbuf, size_t errlen);
+                   int64_t *listener, int *fd, char *bound, size_t boundlen,
+                   char *errbuf, size_t errlen);
 
 /* Stops accepting and releases the handle (the caller closes its fd). */
 int tailnet_listener_close(int64_t listener);

@@ -51,6 +51,17 @@ def send_and_close_write(sock: socket.socket, data: bytes) -> None:
     sock.shutdown(socket.SHUT_WR)
 
 
+def assert_echoes_intact(conn: socket.socket, size: int) -> None:
+    """Send size random bytes through an echo, half-close, check every byte back."""
+    data = os.urandom(size)
+    writer = threading.Thread(target=send_and_close_write, args=(conn, data))
+    writer.start()
+    received = recv_all(conn)
+    writer.join()
+    assert len(received) == len(data)
+    assert sha256(received) == sha256(data)
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

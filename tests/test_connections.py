@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import threading
 
 import pytest
-from conftest import EchoServer, recv_all, send_and_close_write, sha256
+from conftest import EchoServer, assert_echoes_intact, recv_all
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -60,14 +58,8 @@ def test_addresses_on_both_ends(pair: tuple[tailnet.Server, tailnet.Server], ech
 
 def test_8_mib_transfer_intact(pair: tuple[tailnet.Server, tailnet.Server], echo: EchoServer) -> None:
     a, b = pair
-    data = os.urandom(8 << 20)
     with a.dial("tcp", f"{b.hostname}:7", timeout=30) as conn:
-        writer = threading.Thread(target=send_and_close_write, args=(conn, data))
-        writer.start()
-        received = recv_all(conn)
-        writer.join()
-    assert len(received) == len(data)
-    assert sha256(received) == sha256(data)
+        assert_echoes_intact(conn, 8 << 20)
 
 
 def test_half_close_keeps_the_other_direction(pair: tuple[tailnet.Server, tailnet.Server]) -> None:
@@ -134,3 +126,16 @@ def test_closing_server_closes_listener_and_connections(pair: tuple[tailnet.Serv
     for s in (conn, served):
         s.close()
     listener.close()
+
+
+def test_listen_on_port_zero_picks_one(pair: tuple[tailnet.Server, tailnet.Server]) -> None:
+    a, b = pair
+    with b.listen("tcp", ":0") as listener:
+        port = int(listener.address.rpartition(":")[2])
+        assert port > 0
+        conn = a.dial("tcp", (b.hostname, port), timeout=30)
+        served, peer = listener.accept(timeout=30)
+        assert peer == conn.getsockname()
+        assert served.getsockname()[1] == port
+        conn.close()
+        served.close()

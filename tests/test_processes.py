@@ -7,13 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import recv_all, send_and_close_write, sha256
+from conftest import assert_echoes_intact
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -46,14 +45,8 @@ def test_two_processes_move_8_mib(
         assert proc.stderr is not None
         assert proc.stdout.readline() == "ready\n", proc.stderr.read()
         client = tailnet_node("proc-client")
-        data = os.urandom(8 << 20)
         with client.dial("tcp", "proc-echo:7", timeout=30) as conn:
-            writer = threading.Thread(target=send_and_close_write, args=(conn, data))
-            writer.start()
-            received = recv_all(conn)
-            writer.join()
-        assert len(received) == len(data)
-        assert sha256(received) == sha256(data)
+            assert_echoes_intact(conn, 8 << 20)
         proc.stdin.write("done\n")
         proc.stdin.flush()
         assert proc.wait(30) == 0

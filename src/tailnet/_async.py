@@ -72,7 +72,7 @@ class AsyncListener(anyio.abc.Listener[TailnetStream]):
 
     @property
     def address(self) -> str:
-        """The address it listens on, as passed to :meth:`AsyncServer.listen`."""
+        """The address it listens on, e.g. ":8080" (with the chosen port if 0 was asked for)."""
         return self._core.address
 
     async def accept(self) -> TailnetStream:

@@ -227,9 +227,11 @@ class Node:
         self._check_open()
         network = _check_network(network)
         addr = format_address(address)
-        handle, fd = ffi.new("int64_t *"), ffi.new("int *")
-        _call(lib().tailnet_listen, self._handle, network.encode(), addr.encode(), handle, fd)
-        return ListenerCore(handle[0], fd[0], addr)
+        handle, fd, bound = ffi.new("int64_t *"), ffi.new("int *"), ffi.new("char[]", _TEXT_SIZE)
+        _call(
+            lib().tailnet_listen, self._handle, network.encode(), addr.encode(), handle, fd, bound, _TEXT_SIZE
+        )
+        return ListenerCore(handle[0], fd[0], ffi.string(bound).decode())
 
     def ips(self) -> tuple[IPAddress, ...]:
         """The node's tailnet addresses (empty before it has joined)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from types import TracebackType
 
@@ -39,7 +40,7 @@ class Listener:
 
     @property
     def address(self) -> str:
-        """The address it listens on, as passed to :meth:`Server.listen`."""
+        """The address it listens on, e.g. ":8080" (with the chosen port if 0 was asked for)."""
         return self._core.address
 
     def accept(self, timeout: float | None = None) -> tuple[TailnetSocket, Address]:
@@ -50,11 +51,13 @@ class Listener:
         :class:`~tailnet.TailnetTimeout` after ``timeout`` seconds.
         """
         timeout_ms(timeout)  # validate
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
                 conn = self._core.receive()
             except BlockingIOError:
-                wait_readable(self._core.sock.fileno(), timeout, "accept")
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                wait_readable(self._core.sock.fileno(), remaining, "accept")
                 continue
             return _socket(conn), conn.remote
 
