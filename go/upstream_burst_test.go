@@ -1,3 +1,5 @@
+//go:build !tailnet_no_localnet
+
 package main
 
 import (
