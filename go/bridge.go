@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -24,9 +25,10 @@ type bridge struct {
 	peer   string // for log lines; RemoteAddr is gone after a reset
 }
 
-// newBridge starts a bridge for remote and returns the caller's descriptor.
-// It takes ownership of remote. onDone runs once both copiers have stopped.
-func newBridge(remote net.Conn, logf func(string, ...any), onDone func(*bridge)) (*bridge, int, error) {
+// newBridge makes a bridge for remote (the peer's address given as text:
+// RemoteAddr is nil once a connection is reset) and returns the caller's
+// descriptor. It takes ownership of remote. Nothing runs until start.
+func newBridge(remote net.Conn, peer string, logf func(string, ...any)) (*bridge, int, error) {
 	mine, theirs, err := socketpair(unix.SOCK_STREAM)
 	if err != nil {
 		remote.Close()
@@ -38,22 +40,26 @@ func newBridge(remote net.Conn, logf func(string, ...any), onDone func(*bridge))
 		closeFD(theirs)
 		return nil, -1, err
 	}
-	b := &bridge{remote: remote, local: local, done: make(chan struct{}), logf: logf, peer: remote.RemoteAddr().String()}
+	return &bridge{remote: remote, local: local, done: make(chan struct{}), logf: logf, peer: peer}, theirs, nil
+}
+
+// start runs the copiers; onDone runs once both have stopped.
+func (b *bridge) start(onDone func(*bridge)) {
 	var wg sync.WaitGroup
-	wg.Go(func() { b.pump(local, remote) })
-	wg.Go(func() { b.pump(remote, local) })
+	wg.Go(func() { b.pump(b.local, b.remote) })
+	wg.Go(func() { b.pump(b.remote, b.local) })
 	go func() {
 		wg.Wait()
 		b.close()
 		close(b.done)
 		onDone(b)
 	}()
-	return b, theirs, nil
 }
 
 // pump copies src to dst until EOF, then half-closes dst. Any error other
 // than EOF tears the whole bridge down so the other direction stops too.
 func (b *bridge) pump(dst, src net.Conn) {
+	defer recoverGoroutine("bridge", b.logf, b.close)
 	buf := make([]byte, bridgeBufSize)
 	n, err := io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, buf)
 	if err == nil {
@@ -83,3 +89,22 @@ func closeWrite(c net.Conn) error {
 // buffer (and its size) instead of a splice path that may pick its own.
 type onlyReader struct{ io.Reader }
 type onlyWriter struct{ io.Writer }
+
+// connText is the "REMOTE LOCAL" text for c, or an error if c was reset
+// already (gVisor connections lose their addresses then).
+func connText(c net.Conn) (string, error) {
+	remote, local := c.RemoteAddr(), c.LocalAddr()
+	if remote == nil || local == nil {
+		return "", errorf(codeRefused, "connection reset before it could be used")
+	}
+	return remote.String() + " " + local.String(), nil
+}
+
+// recoverGoroutine keeps a panic in a goroutine we own from killing the
+// host process: it is logged and cleanup runs instead.
+func recoverGoroutine(what string, logf func(string, ...any), cleanup func()) {
+	if p := recover(); p != nil {
+		logf("internal error in %s goroutine (please report): %v\n%s", what, p, debug.Stack())
+		cleanup()
+	}
+}

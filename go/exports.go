@@ -185,8 +185,12 @@ func tailnet_ips(h C.int64_t, buf *C.char, buflen C.size_t, errbuf *C.char, errl
 	if err != nil {
 		return fail(err, errbuf, errlen)
 	}
+	addrs, err := s.ips()
+	if err != nil {
+		return fail(err, errbuf, errlen)
+	}
 	var ips []string
-	for _, ip := range s.ips() {
+	for _, ip := range addrs {
 		ips = append(ips, ip.String())
 	}
 	copyOut(strings.Join(ips, ","), buf, buflen)

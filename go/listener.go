@@ -90,10 +90,14 @@ func (s *server) acceptLoop(ln *listener) {
 	backlog := make(chan net.Conn, listenBacklog)
 	var wg sync.WaitGroup
 	wg.Go(func() { s.deliver(ln, backlog) })
+	defer wg.Wait()
+	defer close(backlog)
+	defer ln.close() // unblocks deliver
+	defer recoverGoroutine("listener", s.log.debugf, func() {})
 	for {
 		c, err := ln.ln.Accept()
 		if err != nil {
-			break
+			return
 		}
 		select {
 		case backlog <- c:
@@ -102,25 +106,27 @@ func (s *server) acceptLoop(ln *listener) {
 			c.Close()
 		}
 	}
-	ln.close() // unblocks deliver
-	close(backlog)
-	wg.Wait()
 }
 
 // deliver bridges each connection and sends it to the caller: one message
 // "REMOTE LOCAL" carrying the descriptor. Once sending fails (the caller
 // closed its end) the rest are closed.
 func (s *server) deliver(ln *listener, backlog <-chan net.Conn) {
+	defer recoverGoroutine("listener", s.log.debugf, ln.close)
 	failed := false
 	for c := range backlog {
 		if failed {
 			c.Close()
 			continue
 		}
-		payload := []byte(c.RemoteAddr().String() + " " + c.LocalAddr().String())
-		fd, err := s.bridge(c)
+		text, err := connText(c)
+		if err != nil { // reset while it waited: nobody to hand it to
+			c.Close()
+			continue
+		}
+		fd, err := s.bridge(c, text)
 		if err == nil {
-			_, _, err = ln.ch.WriteMsgUnix(payload, unix.UnixRights(fd), nil)
+			_, _, err = ln.ch.WriteMsgUnix([]byte(text), unix.UnixRights(fd), nil)
 			closeFD(fd) // the message holds its own reference
 		}
 		if err != nil {

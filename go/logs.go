@@ -40,6 +40,12 @@ func (l *logSink) setFD(handle int64, fd int, verbose bool) error {
 		return errorf(codeInvalid, "log descriptor %d: %v", fd, err)
 	}
 	unix.CloseOnExec(dup)
+	// Never block on a reader that stopped: a full pipe drops lines.
+	// (O_NONBLOCK is shared with the caller's descriptor: it only writes.)
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return errorf(codeInternal, "log descriptor: %v", err)
+	}
 	l.fd, l.handle, l.verbose = dup, handle, verbose
 	l.queue = make(chan string, 1024)
 	l.done = make(chan struct{})
@@ -51,7 +57,8 @@ func (l *logSink) run(queue <-chan string, done chan<- struct{}, fd int) {
 	defer close(done)
 	defer unix.Close(fd)
 	for line := range queue {
-		if _, err := unix.Write(fd, []byte(line)); err != nil {
+		_, err := unix.Write(fd, []byte(line))
+		if err != nil && err != unix.EAGAIN {
 			for range queue { // reader gone: drain until close
 			}
 			return

@@ -30,7 +30,8 @@ type server struct {
 
 	mu        sync.Mutex
 	closed    bool
-	started   bool
+	started   bool // Start was called (so Close must be)
+	running   bool // Start succeeded
 	listeners map[*listener]struct{}
 	bridges   map[*bridge]struct{}
 }
@@ -123,7 +124,13 @@ func (s *server) start() error {
 	}
 	s.started = true
 	s.mu.Unlock()
-	return s.ts.Start()
+	if err := s.ts.Start(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.running = true
+	s.mu.Unlock()
+	return nil
 }
 
 // up starts the server and waits until it is running or ctx ends.
@@ -161,25 +168,27 @@ func (s *server) dial(ctx context.Context, network, addr string) opResult {
 	if err != nil {
 		return opResult{fd: -1, err: s.ctxErr(ctx, fmt.Errorf("dial %s %s: %w", network, addr, err))}
 	}
-	fd, err := s.bridge(c)
+	text, err := connText(c)
+	if err != nil {
+		c.Close()
+		return opResult{fd: -1, err: err}
+	}
+	fd, err := s.bridge(c, text)
 	if err != nil {
 		return opResult{fd: -1, err: err}
 	}
-	return opResult{fd: fd, text: c.RemoteAddr().String() + " " + c.LocalAddr().String()}
+	return opResult{fd: fd, text: text}
 }
 
-// bridge hands c to a new bridge owned by s and returns the caller's fd.
-func (s *server) bridge(c net.Conn) (int, error) {
+// bridge hands c (described by its connText) to a new bridge owned by s and
+// returns the caller's fd. It takes ownership of c.
+func (s *server) bridge(c net.Conn, text string) (int, error) {
 	if err := s.enter(); err != nil {
 		c.Close()
 		return -1, err
 	}
-	b, fd, err := newBridge(c, s.log.debugf, func(b *bridge) {
-		s.mu.Lock()
-		delete(s.bridges, b)
-		s.mu.Unlock()
-		s.wg.Done()
-	})
+	peer, _, _ := strings.Cut(text, " ")
+	b, fd, err := newBridge(c, peer, s.log.debugf)
 	if err != nil {
 		s.wg.Done()
 		return -1, err
@@ -188,6 +197,12 @@ func (s *server) bridge(c net.Conn) (int, error) {
 	s.bridges[b] = struct{}{}
 	closed := s.closed
 	s.mu.Unlock()
+	b.start(func(b *bridge) {
+		s.mu.Lock()
+		delete(s.bridges, b)
+		s.mu.Unlock()
+		s.wg.Done()
+	})
 	if closed { // close ran between enter and registration
 		b.close()
 	}
@@ -249,12 +264,16 @@ func (s *server) closeTSNet() {
 	}
 }
 
-func (s *server) ips() []netip.Addr {
+func (s *server) ips() ([]netip.Addr, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.wg.Done()
 	s.mu.Lock()
-	started := s.started
+	running := s.running
 	s.mu.Unlock()
-	if !started {
-		return nil
+	if !running {
+		return nil, nil
 	}
 	var out []netip.Addr
 	ip4, ip6 := s.ts.TailscaleIPs()
@@ -263,7 +282,7 @@ func (s *server) ips() []netip.Addr {
 			out = append(out, ip)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func validHostname(h string) error {

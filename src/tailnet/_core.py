@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import socket
 import threading
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ __all__ = ["Connection", "ListenerCore", "Node", "Operation", "timeout_ms"]
 #: Largest accept message: "REMOTE LOCAL" with two bracketed IPv6 addresses.
 _ACCEPT_MSG_SIZE = 256
 _TEXT_SIZE = 256
+#: Received connection descriptors must not leak into child processes.
+_RECV_FLAGS = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
 
 
 def timeout_ms(timeout: float | None) -> int:
@@ -131,7 +134,7 @@ class ListenerCore:
         if self._closed:
             raise ClosedError("the listener is closed")
         try:
-            msg, fds, flags, _ = socket.recv_fds(self.sock, _ACCEPT_MSG_SIZE, 1)
+            msg, fds, flags, _ = socket.recv_fds(self.sock, _ACCEPT_MSG_SIZE, 1, _RECV_FLAGS)
         except BlockingIOError:
             raise
         except OSError as exc:
@@ -141,6 +144,8 @@ class ListenerCore:
                 raise InternalError(f"listener message without a connection: {msg!r}")
             raise ClosedError("the listener is closed")
         conn_fd, *extra = fds
+        if not _RECV_FLAGS:  # no MSG_CMSG_CLOEXEC on this platform
+            os.set_inheritable(conn_fd, False)
         for fd in extra:  # never sent; closed rather than leaked
             socket.close(fd)
         if flags & socket.MSG_CTRUNC:

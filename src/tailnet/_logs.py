@@ -10,6 +10,7 @@ is created, so an unconfigured program pays nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -58,7 +59,10 @@ class LogPump:
             while chunk := pipe.read(65536):
                 *lines, pending = (pending + chunk).split(b"\n")
                 for line in lines:
-                    self._emit(line.decode("utf-8", "replace"))
+                    # A failing user filter or handler must not stop the pump
+                    # (logging already reports handler errors on stderr).
+                    with contextlib.suppress(Exception):
+                        self._emit(line.decode("utf-8", "replace"))
 
     def _emit(self, line: str) -> None:
         handle, _, rest = line.partition(" ")

@@ -56,8 +56,11 @@ class Listener:
             try:
                 conn = self._core.receive()
             except BlockingIOError:
+                fd = self._core.sock.fileno()
+                if fd < 0:  # closed by another thread meanwhile
+                    raise ClosedError("the listener is closed") from None
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                wait_readable(self._core.sock.fileno(), remaining, "accept")
+                wait_readable(fd, remaining, "accept")
                 continue
             return _socket(conn), conn.remote
 
