@@ -15,13 +15,11 @@ import (
 // costs dropped lines, never a stalled node. Known secrets are redacted.
 type logSink struct {
 	mu      sync.Mutex
-	fd      int // -1 or 0 before set (0 is never ours: we always dup)
 	handle  int64
 	verbose bool
 	secrets []string
 	queue   chan string
 	done    chan struct{}
-	dropped int
 }
 
 // maxLogLine keeps each write below PIPE_BUF so lines from several servers
@@ -46,7 +44,7 @@ func (l *logSink) setFD(handle int64, fd int, verbose bool) error {
 		unix.Close(dup)
 		return errorf(codeInternal, "log descriptor: %v", err)
 	}
-	l.fd, l.handle, l.verbose = dup, handle, verbose
+	l.handle, l.verbose = handle, verbose
 	l.queue = make(chan string, 1024)
 	l.done = make(chan struct{})
 	go l.run(l.queue, l.done, dup)
@@ -95,8 +93,7 @@ func (l *logSink) emit(level byte, format string, args []any) {
 	}
 	select {
 	case l.queue <- line + "\n":
-	default:
-		l.dropped++
+	default: // the reader lags: drop the line
 	}
 }
 
