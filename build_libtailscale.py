@@ -32,7 +32,15 @@ LIB_NAMES = {"linux": "libtailnet.so", "darwin": "libtailnet.dylib"}
 
 #: Go build tags. Each ts_omit_* drops a tailscale feature a library node
 #: never uses; see docs/architecture.md before adding one.
-GO_TAGS: list[str] = []
+GO_TAGS: list[str] = [
+    # Correctness, not size: gVisor's GRO.Flush (in the netstack version
+    # tailscale v1.102.5 pins) delivers only the first packet of each bucket
+    # and returns the rest to a process-wide pool, so with two nodes in one
+    # process a packet for one node reaches the other, which then resets
+    # connections (google/gvisor#14081; docs/architecture.md). Without GRO
+    # every packet goes straight to its own stack.
+    "ts_omit_gro",
+]
 
 
 class BuildError(Exception):

@@ -16,16 +16,20 @@ import (
 	"tailscale.com/tsnet"
 )
 
-// TestUpstreamBurst reproduces, with plain tsnet and none of our bridging,
-// the resets seen by tests/test_async.py: two tsnet nodes in one process,
-// 1000 echo connections of 64 KiB (50 dials at a time); about one in a
-// thousand is reset by the netstack after its first flight of data.
-// It documents upstream behaviour, so it only runs when asked:
+// TestBurst is the Go-only form of tests/test_async.py's 1000-connection
+// test: two tsnet nodes in one process, 1000 echo connections of 64 KiB
+// (50 dials at a time), none of our bridging. Built as build_libtailscale.py
+// builds (without GRO) every echo is intact; built with GRO, about one
+// connection in a thousand is reset, because gVisor's GRO.Flush leaves
+// packets in a process-wide pool where the other node picks them up
+// (google/gvisor#14081, docs/architecture.md). It runs when asked:
 //
-//	scripts/in-netns sh -c 'cd go && TAILNET_UPSTREAM_TESTS=1 go test -run TestUpstreamBurst -v .'
-func TestUpstreamBurst(t *testing.T) {
-	if os.Getenv("TAILNET_UPSTREAM_TESTS") == "" {
-		t.Skip("set TAILNET_UPSTREAM_TESTS=1")
+//	scripts/in-netns sh -c 'cd go && TAILNET_BURST_TEST=1 go test -tags ts_omit_gro -run TestBurst -v .'
+//
+// (drop -tags ts_omit_gro to see the upstream failure).
+func TestBurst(t *testing.T) {
+	if os.Getenv("TAILNET_BURST_TEST") == "" {
+		t.Skip("set TAILNET_BURST_TEST=1")
 	}
 	envknob.Setenv("TS_DISABLE_PORTMAPPER", "1")
 	n, err := startLocalnet("")
