@@ -6,7 +6,7 @@ import hashlib
 import os
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -223,6 +223,36 @@ async def test_aclose_breaks_pending_accept_and_receive(
     await stream.aclose()
     await served.aclose()
     await listener.aclose()
+
+
+async def test_stream_aclose_wakes_pending_receive_and_send(
+    nodes: tuple[tailnet.AsyncServer, tailnet.AsyncServer],
+) -> None:
+    a, b = nodes
+    async with await b.listen("tcp", ":14") as listener:
+        stream = await a.dial("tcp", f"{b.hostname}:14", timeout=30)
+        served = await listener.accept()  # never reads: the sender fills the buffers
+        raised: dict[str, BaseException] = {}
+
+        async def wait(name: str, call: Callable[[], Awaitable[object]]) -> None:
+            try:
+                await call()
+            except BaseException as exc:  # noqa: BLE001
+                raised[name] = exc
+
+        raw = stream.extra(SocketAttribute.raw_socket)
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait, "receive", stream.receive)
+                tg.start_soon(wait, "send", lambda: stream.send(b"x" * (64 << 20)))
+                await anyio.wait_all_tasks_blocked()
+                await stream.aclose()
+        assert isinstance(raised["receive"], anyio.ClosedResourceError)
+        assert isinstance(raised["send"], anyio.ClosedResourceError)
+        with pytest.raises(anyio.ClosedResourceError):
+            await stream.receive()
+        assert raw.fileno() == -1  # its descriptor is closed
+        await served.aclose()
 
 
 async def test_listener_aclose_wakes_accept(nodes: tuple[tailnet.AsyncServer, tailnet.AsyncServer]) -> None:

@@ -52,16 +52,11 @@ async def _shielded_in_thread(fn: Callable[..., T], *args: Any) -> T:
     return result
 
 
-async def _stream(conn: Connection) -> TailnetStream:
-    """Hand a connection to anyio (it then belongs to the stream)."""
-    # A plain socket.socket: trio accepts no subclass.
+def _stream(conn: Connection) -> TailnetStream:
+    """Hand a connection to a stream (it then owns the descriptor)."""
+    # A plain socket.socket: trio's wait_readable accepts no subclass.
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=conn.fd)
-    try:
-        inner = await anyio.abc.UNIXSocketStream.from_socket(sock)
-    except BaseException:
-        sock.close()
-        raise
-    return TailnetStream(inner, conn.remote, conn.local)
+    return TailnetStream(sock, conn.remote, conn.local)
 
 
 class AsyncListener(anyio.abc.Listener[TailnetStream]):
@@ -92,7 +87,7 @@ class AsyncListener(anyio.abc.Listener[TailnetStream]):
                 if self._core.closed:
                     raise anyio.ClosedResourceError from exc
                 raise anyio.BrokenResourceError from exc
-            return await _stream(conn)
+            return _stream(conn)
 
     async def serve(
         self, handler: Callable[[TailnetStream], Any], task_group: anyio.abc.TaskGroup | None = None
@@ -148,7 +143,7 @@ class AsyncServer(ServerBase):
         connection completing after cancellation is closed, never leaked.
         """
         fd, text = await _finish(self._node.begin_dial(network, address, timeout))
-        return await _stream(Connection.parse(fd, text))
+        return _stream(Connection.parse(fd, text))
 
     async def listen(self, network: str, address: str | tuple[str, int]) -> AsyncListener:
         """Listen for tailnet connections on ``address`` (":port" or "ip:port")."""

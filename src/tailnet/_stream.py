@@ -2,59 +2,109 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream
 
 from ._addresses import Address
 
 __all__ = ["TailnetStream"]
 
+_CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
+
 
 class TailnetStream(SocketStream):
     """An :class:`anyio.abc.SocketStream` carrying one tailnet TCP connection.
 
-    It wraps anyio's own stream over the connection's descriptor (so reads
-    and writes are driven by the event loop, with no thread) and reports the
-    tailnet addresses: ``extra(SocketAttribute.remote_address)`` is the
-    peer's tailnet ``(ip, port)``, ``local_address`` this node's, and
-    ``family`` is ``AF_INET`` or ``AF_INET6`` accordingly.
+    Reads and writes go straight to the connection's descriptor, waiting for
+    readiness in the event loop (``anyio.wait_readable``/``wait_writable``:
+    no thread). ``extra(SocketAttribute.remote_address)`` is the peer's
+    tailnet ``(ip, port)``, ``local_address`` this node's, and ``family`` is
+    ``AF_INET`` or ``AF_INET6`` accordingly; ``raw_socket`` is the
+    descriptor's socket (an ``AF_UNIX`` socketpair end).
+
+    One task may receive while another sends; two tasks receiving (or
+    sending) at once get :class:`anyio.BusyResourceError`. :meth:`aclose`
+    from another task wakes a pending receive or send with
+    :class:`anyio.ClosedResourceError`.
     """
 
-    def __init__(self, inner: SocketStream, peer: Address, local: Address) -> None:
-        self._inner = inner
+    def __init__(self, sock: socket.socket, peer: Address, local: Address) -> None:
+        sock.setblocking(False)
+        self._sock = sock
         self._peer = peer
         self._local = local
+        self._closed = False
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Receive up to ``max_bytes``; ``anyio.EndOfStream`` after the peer's EOF."""
-        return await self._inner.receive(max_bytes)
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be a positive integer")
+        await anyio.lowlevel.checkpoint()
+        while True:
+            try:
+                data = self._sock.recv(max_bytes)
+            except BlockingIOError:
+                await anyio.wait_readable(self._sock)
+            except OSError as exc:
+                raise self._error(exc) from exc
+            else:
+                if not data:
+                    raise anyio.EndOfStream
+                return data
 
     async def send(self, item: bytes) -> None:
         """Send all of ``item``."""
-        await self._inner.send(item)
+        await anyio.lowlevel.checkpoint()
+        view = memoryview(item)
+        while view:
+            try:
+                sent = self._sock.send(view)
+            except BlockingIOError:
+                await anyio.wait_writable(self._sock)
+            except OSError as exc:
+                raise self._error(exc) from exc
+            else:
+                view = view[sent:]
 
     async def send_eof(self) -> None:
         """Half-close: the peer reads EOF, and this side can still receive."""
-        await self._inner.send_eof()
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            raise self._error(exc) from exc
 
     async def aclose(self) -> None:
-        """Close the connection."""
-        await self._inner.aclose()
+        """Close the connection; a receive or send pending in another task ends."""
+        if not self._closed:
+            self._closed = True
+            # Wake waiters (and drop their loop registrations) before the
+            # descriptor number is freed for reuse.
+            anyio.notify_closing(self._sock)
+            self._sock.close()
+        await anyio.lowlevel.checkpoint()
+
+    def _error(self, exc: OSError) -> Exception:
+        if self._closed or exc.errno in _CLOSED_ERRNOS:
+            return anyio.ClosedResourceError()
+        return anyio.BrokenResourceError()
 
     @property
     def _raw_socket(self) -> socket.socket:
-        return self._inner.extra(SocketAttribute.raw_socket)
+        return self._sock
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        """Anyio's attributes, with tailnet addresses in place of the socketpair's."""
+        """The socket attributes, with tailnet addresses in place of the socketpair's."""
         version = ipaddress.ip_address(self._peer[0]).version
         return {
-            **self._inner.extra_attributes,
+            SocketAttribute.raw_socket: lambda: self._sock,
             SocketAttribute.family: lambda: socket.AF_INET if version == 4 else socket.AF_INET6,
             SocketAttribute.remote_address: lambda: self._peer,
             SocketAttribute.remote_port: lambda: self._peer[1],
@@ -63,4 +113,5 @@ class TailnetStream(SocketStream):
         }
 
     def __repr__(self) -> str:
-        return f"<tailnet.TailnetStream local={self._local} peer={self._peer}>"
+        state = " closed" if self._closed else ""
+        return f"<tailnet.TailnetStream local={self._local} peer={self._peer}{state}>"
