@@ -23,6 +23,7 @@ const (
 	codeAuth        = -8
 	codeInProgress  = -9
 	codeAddrInUse   = -10
+	codeNotFound    = -11
 	codeInternal    = -99
 )
 

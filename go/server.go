@@ -34,6 +34,8 @@ type server struct {
 	running   bool // Start succeeded
 	listeners map[*listener]struct{}
 	bridges   map[*bridge]struct{}
+
+	node nodeState // backend state and login URL (watch.go)
 }
 
 func newServer() *server {
@@ -130,6 +132,7 @@ func (s *server) start() error {
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()
+	s.startTracking()
 	return nil
 }
 

@@ -56,6 +56,7 @@ extern "C" {
 #define TAILNET_ERR_AUTH        -8  /* the control server rejected the login */
 #define TAILNET_ERR_IN_PROGRESS -9  /* tailnet_op_result: not finished yet */
 #define TAILNET_ERR_ADDR_IN_USE -10 /* listen: the port is taken */
+#define TAILNET_ERR_NOT_FOUND   -11 /* whois, ping: no node has that address or name */
 #define TAILNET_ERR_INTERNAL    -99 /* a bug: please report it */
 
 /* ---- Servers ---------------------------------------------------------- */
@@ -160,6 +161,66 @@ int tailnet_op_cancel(int64_t op);
  * descriptor and any result descriptor not collected. Call exactly once.
  */
 int tailnet_op_free(int64_t op);
+
+/* ---- Node information -------------------------------------------------- */
+
+/*
+ * whois, status and ping are operations (see tailnet_op_result) whose
+ * result text is one JSON object in tailnet's own schema (docs/c-api.md).
+ * JSON can be longer than any fixed buffer: collect the code with
+ * tailnet_op_result, then read the text whole with tailnet_op_text.
+ * Each starts the node if it has not started.
+ */
+
+/*
+ * Who is at addr ("ip:port" or "ip", e.g. an accepted connection's remote
+ * address): the node, its user, its tags and the capabilities the tailnet
+ * grants it. TAILNET_ERR_NOT_FOUND if no node has that address.
+ */
+int tailnet_whois(int64_t server, const char *addr, int64_t timeout_ms,
+                  int64_t *op, int *wait_fd, char *errbuf, size_t errlen);
+
+/* This node, its peers and the tailnet (backend state, MagicDNS suffix). */
+int tailnet_status(int64_t server, int64_t timeout_ms,
+                   int64_t *op, int *wait_fd, char *errbuf, size_t errlen);
+
+/*
+ * Pings a peer once. target: a tailnet IP or a peer's name (MagicDNS name,
+ * FQDN or hostname). kind: "disco" (WireGuard-level, reports the path:
+ * direct endpoint or DERP region), "tsmp" or "icmp" (through the tunnel).
+ * TAILNET_ERR_NOT_FOUND if no peer has that address or name,
+ * TAILNET_ERR_INVALID for this node's own address.
+ */
+int tailnet_ping(int64_t server, const char *target, const char *kind,
+                 int64_t timeout_ms, int64_t *op, int *wait_fd,
+                 char *errbuf, size_t errlen);
+
+/*
+ * Copies a finished operation's whole text, NUL-terminated, into buf if it
+ * fits, else writes "" (never a truncated text); *needed always receives
+ * the size required, NUL included. TAILNET_ERR_IN_PROGRESS if the
+ * operation has not finished. May be called more than once.
+ */
+int tailnet_op_text(int64_t op, char *buf, size_t buflen, size_t *needed);
+
+/*
+ * The backend state as last reported, without blocking: "NoState",
+ * "NeedsLogin", "NeedsMachineAuth", "Stopped", "Starting", "Running" or
+ * "InUseOtherUser", followed by " URL" while an interactive login is
+ * pending. Written as tailnet_op_text writes (whole or "", *needed set).
+ */
+int tailnet_state(int64_t server, char *buf, size_t buflen, size_t *needed,
+                  char *errbuf, size_t errlen);
+
+/*
+ * Starts the node if needed and returns in *fd a new caller-owned
+ * descriptor (AF_UNIX SOCK_STREAM) streaming the node's events, one JSON
+ * object per line, each with one key: {"state": "Running"},
+ * {"login_url": "https://..."} or {"error": "..."}. The current state comes
+ * first. The stream ends (EOF) when the server closes; closing fd stops it.
+ * A reader that never reads eventually stalls only its own stream.
+ */
+int tailnet_watch(int64_t server, int *fd, char *errbuf, size_t errlen);
 
 /* ---- Process ---------------------------------------------------------- */
 

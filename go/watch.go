@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"sync"
+
+	"golang.org/x/sys/unix"
+	"tailscale.com/ipn"
+)
+
+// Node events: the backend's state changes, login URLs and errors, read
+// from tsnet's IPN bus (LocalClient.WatchIPNBus). Each server keeps the
+// latest state and login URL (nodeState, updated by one goroutine it
+// owns) so that reading them never blocks, and streams events to any
+// number of watch descriptors: JSON lines, one goroutine per descriptor,
+// stopped when the server closes or the caller closes its end.
+
+// nodeEvent is one event; exactly one field is set. On a watch
+// descriptor it is one line of JSON.
+type nodeEvent struct {
+	State    string `json:"state,omitempty"`
+	LoginURL string `json:"login_url,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// watchMask asks for the current state first, and no network maps.
+const watchMask = ipn.NotifyInitialState | ipn.NotifyNoNetMap
+
+func eventsOf(n *ipn.Notify) []nodeEvent {
+	var out []nodeEvent
+	if n.ErrMessage != nil {
+		out = append(out, nodeEvent{Error: *n.ErrMessage})
+	}
+	if n.State != nil {
+		out = append(out, nodeEvent{State: n.State.String()})
+	}
+	if n.BrowseToURL != nil && *n.BrowseToURL != "" {
+		out = append(out, nodeEvent{LoginURL: *n.BrowseToURL})
+	}
+	return out
+}
+
+// watchBus passes the node's events to emit until ctx ends, the bus fails
+// or emit fails. The node must have been started.
+func (s *server) watchBus(ctx context.Context, emit func(nodeEvent) error) error {
+	lc, err := s.ts.LocalClient()
+	if err != nil {
+		return err
+	}
+	w, err := lc.WatchIPNBus(ctx, watchMask)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	for {
+		n, err := w.Next()
+		if err != nil {
+			return err
+		}
+		for _, ev := range eventsOf(&n) {
+			if err := emit(ev); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// nodeState is the backend state and pending login URL last seen.
+type nodeState struct {
+	mu       sync.Mutex
+	tracking bool
+	state    string
+	loginURL string
+}
+
+func (ns *nodeState) apply(ev nodeEvent) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	switch {
+	case ev.LoginURL != "":
+		ns.loginURL = ev.LoginURL
+	case ev.State != "":
+		ns.state = ev.State
+		if ev.State != ipn.NeedsLogin.String() && ev.State != ipn.NoState.String() {
+			ns.loginURL = "" // logged in (or stopped): the URL is spent
+		}
+	}
+}
+
+func (ns *nodeState) get() (state, loginURL string) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if ns.state == "" {
+		return ipn.NoState.String(), ns.loginURL
+	}
+	return ns.state, ns.loginURL
+}
+
+// startTracking starts, once, the goroutine keeping s.node current. Called
+// when the node has started.
+func (s *server) startTracking() {
+	s.node.mu.Lock()
+	already := s.node.tracking
+	s.node.tracking = true
+	s.node.mu.Unlock()
+	if already || s.enter() != nil {
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		defer recoverGoroutine("state tracker", s.log.debugf, func() {})
+		err := s.watchBus(s.ctx, func(ev nodeEvent) error {
+			s.node.apply(ev)
+			return nil
+		})
+		if s.ctx.Err() == nil {
+			s.log.debugf("tailnet: state tracking stopped: %v", err)
+		}
+	}()
+}
+
+// state reports the backend state and the pending login URL ("" if none).
+func (s *server) state() (state, loginURL string, err error) {
+	if err := s.enter(); err != nil {
+		return "", "", err
+	}
+	defer s.wg.Done()
+	state, loginURL = s.node.get()
+	return state, loginURL, nil
+}
+
+// watch starts the node if needed and returns a new caller-owned
+// descriptor (one end of a SOCK_STREAM socketpair) that receives the
+// node's events as JSON lines, starting with the current state.
+func (s *server) watch() (int, error) {
+	if err := s.enter(); err != nil {
+		return -1, err
+	}
+	fd, c, err := s.newWatch()
+	if err != nil {
+		s.wg.Done()
+		return -1, err
+	}
+	go s.runWatch(c)
+	return fd, nil
+}
+
+func (s *server) newWatch() (int, net.Conn, error) {
+	if err := s.start(); err != nil {
+		return -1, nil, err
+	}
+	mine, theirs, err := socketpair(unix.SOCK_STREAM)
+	if err != nil {
+		return -1, nil, err
+	}
+	c, err := fileConn(mine, "tailnet-watch")
+	if err != nil {
+		closeFD(theirs)
+		return -1, nil, err
+	}
+	return theirs, c, nil
+}
+
+// runWatch writes events to c until the server closes, the caller closes
+// its end, or the bus fails (reported as a last "error" event). It owns
+// the reference taken by watch.
+func (s *server) runWatch(c net.Conn) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	// Closing c ends a write to a caller that does not read, and the read
+	// below.
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		io.Copy(io.Discard, c) // ends when the caller closes its end
+		cancel()
+	})
+	defer wg.Wait()
+	defer c.Close()
+	defer recoverGoroutine("watch", s.log.debugf, func() {})
+	err := s.watchBus(ctx, func(ev nodeEvent) error { return writeEvent(c, ev) })
+	if ctx.Err() == nil && err != nil {
+		writeEvent(c, nodeEvent{Error: "watching the node failed: " + err.Error()})
+	}
+}
+
+func writeEvent(c net.Conn, ev nodeEvent) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = c.Write(append(b, '\n'))
+	return err
+}
