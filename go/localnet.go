@@ -29,6 +29,9 @@ type localnetConfig struct {
 	Interactive bool `json:"interactive"`
 	// MagicDNSDomain is the tailnet's DNS suffix.
 	MagicDNSDomain string `json:"magicdns_domain"`
+	// AppCapabilities are granted to every node by every node, as a
+	// policy grant {"src": ["*"], "dst": ["*"], "app": ...} would.
+	AppCapabilities map[string][]json.RawMessage `json:"app_capabilities"`
 }
 
 // localnet is a whole tailnet on loopback: Tailscale's test control server,
@@ -65,6 +68,13 @@ func startLocalnet(configJSON string) (*localnet, error) {
 		RequireAuthKey: cfg.AuthKey,
 		RequireAuth:    cfg.Interactive,
 		Logf:           logger.Discard,
+		// Nodes get the tags they advertise (tag ownership is not modeled).
+		TagOwners: map[string][]string{},
+		// Peers are reported online (testcontrol does not track sessions).
+		AllOnline: true,
+	}
+	if len(cfg.AppCapabilities) > 0 {
+		n.control.SetGlobalAppCaps(appCaps(cfg.AppCapabilities))
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
 	if err != nil {
@@ -167,4 +177,16 @@ func (n *localnet) close() {
 			n.stunWG.Wait()
 		}
 	})
+}
+
+func appCaps(caps map[string][]json.RawMessage) tailcfg.PeerCapMap {
+	out := make(tailcfg.PeerCapMap, len(caps))
+	for name, values := range caps {
+		raw := make([]tailcfg.RawMessage, 0, len(values))
+		for _, v := range values {
+			raw = append(raw, tailcfg.RawMessage(v))
+		}
+		out[tailcfg.PeerCapability(name)] = raw
+	}
+	return out
 }

@@ -248,7 +248,10 @@ int tailnet_debug_dump_goroutines(const char *path, char *errbuf, size_t errlen)
  * free ports. config is JSON (NULL or "" for defaults):
  *   {"authkey": "...",          only this auth key is accepted
  *    "interactive": true,       nodes without a key wait for a login
- *    "magicdns_domain": "..."}  default "tailnet.test"
+ *    "magicdns_domain": "...",  default "tailnet.test"
+ *    "app_capabilities": {"example.com/cap/x": [{...}, ...]}}
+ *                               granted to every node by every node
+ * Nodes get the tags they advertise; every peer is reported online.
  * url receives the control URL.
  */
 int tailnet_localnet_start(const char *config, int64_t *localnet,

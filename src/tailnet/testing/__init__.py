@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -53,14 +54,32 @@ class LocalTailnet:
         interactive: Nodes without an auth key wait for an interactive
             login; complete it with :meth:`complete_login`.
         magicdns_domain: The tailnet's DNS suffix.
+        app_capabilities: Capabilities every node grants every other, as a
+            policy grant ``{"src": ["*"], "dst": ["*"], "app": ...}``
+            would: ``{"example.com/cap/admin": [{"level": 2}]}``. They
+            appear in :meth:`~tailnet.Server.whois` results.
+
+    Nodes get the tags they advertise (tag ownership is not modeled), and
+    every peer is reported online (the control server does not track
+    sessions). Nodes are never removed, ephemeral ones included.
     """
 
     def __init__(
-        self, *, authkey: str | None = None, interactive: bool = False, magicdns_domain: str = "tailnet.test"
+        self,
+        *,
+        authkey: str | None = None,
+        interactive: bool = False,
+        magicdns_domain: str = "tailnet.test",
+        app_capabilities: Mapping[str, Sequence[Any]] | None = None,
     ) -> None:
         apply_quiet_environment()
         config = json.dumps(
-            {"authkey": authkey or "", "interactive": interactive, "magicdns_domain": magicdns_domain}
+            {
+                "authkey": authkey or "",
+                "interactive": interactive,
+                "magicdns_domain": magicdns_domain,
+                "app_capabilities": {name: list(values) for name, values in (app_capabilities or {}).items()},
+            }
         )
         handle, url, err = ffi.new("int64_t *"), ffi.new("char[]", _URL_SIZE), ErrorBuffer()
         code = lib().tailnet_localnet_start(config.encode(), handle, url, _URL_SIZE, err.buf, err.size)
