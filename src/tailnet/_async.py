@@ -29,6 +29,8 @@ from anyio.abc import SocketAttribute
 from ._base import ServerBase
 from ._core import Connection, ListenerCore, Operation
 from ._exceptions import ClosedError
+from ._node_async import AsyncNodeInfoMethods, up_with_events
+from ._node_info import WatchEvent
 from ._stream import TailnetStream
 
 __all__ = ["AsyncListener", "AsyncServer"]
@@ -116,7 +118,7 @@ class AsyncListener(anyio.abc.Listener[TailnetStream]):
         return f"<tailnet.AsyncListener {self.address} {state}>"
 
 
-class AsyncServer(ServerBase):
+class AsyncServer(ServerBase, AsyncNodeInfoMethods):
     __doc__ = ServerBase.__doc__
 
     async def start(self) -> AsyncServer:
@@ -124,14 +126,21 @@ class AsyncServer(ServerBase):
         await _shielded_in_thread(self._node.start)
         return self
 
-    async def up(self, timeout: float | None = None) -> AsyncServer:
+    async def up(
+        self, timeout: float | None = None, *, on_event: Callable[[WatchEvent], Any] | None = None
+    ) -> AsyncServer:
         """Join the tailnet and wait until the node is running; returns self.
 
-        Cancellable. Raises :class:`~tailnet.TailnetTimeout` after
-        ``timeout`` seconds and :class:`~tailnet.ClosedError` if the server
-        is closed meanwhile.
+        Cancellable. ``on_event`` (a function or coroutine function) gets
+        each event while waiting, e.g. :class:`~tailnet.LoginRequired`
+        without an auth key; see :meth:`tailnet.Server.up`. Raises
+        :class:`~tailnet.TailnetTimeout` after ``timeout`` seconds and
+        :class:`~tailnet.ClosedError` if the server is closed meanwhile.
         """
-        await _finish(self._node.begin_up(timeout))
+        if on_event is None:
+            await _finish(self._node.begin_up(timeout))
+        else:
+            await up_with_events(self._node, timeout, on_event)
         return self
 
     async def dial(

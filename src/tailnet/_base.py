@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from ._addresses import IPAddress
 from ._config import ServerConfig
 from ._core import Node
+from ._node_core import node_state
+from ._node_info import BackendState
 
 __all__ = ["ServerBase"]
 
@@ -65,6 +67,16 @@ class ServerBase:
     def ips(self) -> tuple[IPAddress, ...]:
         """The node's tailnet IPs (IPv4 first); empty until it has joined."""
         return self._node.ips()
+
+    @property
+    def state(self) -> BackendState:
+        """The backend state as last reported (never blocks); NO_STATE before start."""
+        return node_state(self._node)[0]
+
+    @property
+    def login_url(self) -> str | None:
+        """The URL of the interactive login the node waits for, else None (never blocks)."""
+        return node_state(self._node)[1]
 
     @property
     def closed(self) -> bool:

@@ -57,6 +57,17 @@ def _call(fn: Any, *args: Any) -> None:
     raise_for_code(fn(*args, err.buf, err.size), err.message())
 
 
+def read_text(call: Any, size: int = 16 * 1024) -> str:
+    """Text from a C call taking (buf, buflen, needed): retried with a larger buffer if short."""
+    needed = ffi.new("size_t *")
+    while True:
+        buf = ffi.new("char[]", size)
+        raise_for_code(call(buf, size, needed), "")
+        if needed[0] <= size:
+            return str(ffi.string(buf).decode("utf-8", "replace"))
+        size = needed[0]
+
+
 @dataclass(frozen=True)
 class Connection:
     """A connection handed over by the library: its descriptor (now ours) and addresses."""
@@ -95,6 +106,10 @@ class Operation:
         code = lib().tailnet_op_result(self._handle, fd, text, _TEXT_SIZE, err.buf, err.size)
         raise_for_code(code, err.message())
         return fd[0], ffi.string(text).decode()
+
+    def text(self) -> str:
+        """The whole text of a finished operation (JSON for whois, status, ping)."""
+        return read_text(lambda buf, size, needed: lib().tailnet_op_text(self._handle, buf, size, needed))
 
     def cancel(self) -> None:
         """Ask Go to stop the operation; it then finishes with an error."""

@@ -22,6 +22,7 @@ _BY_CODE: dict[str, type[Exception]] = {
     "TAILNET_ERR_UNREACHABLE": exc.HostUnreachable,
     "TAILNET_ERR_AUTH": exc.AuthenticationError,
     "TAILNET_ERR_ADDR_IN_USE": exc.AddressInUseError,
+    "TAILNET_ERR_NOT_FOUND": exc.PeerNotFound,
     "TAILNET_ERR_INTERNAL": exc.InternalError,
 }
 
@@ -30,6 +31,7 @@ _ADVICE: dict[type[Exception], str] = {
     exc.TailnetTimeout: "; pass a larger timeout, or check that the control server and peer are reachable",
     exc.AuthenticationError: "; check the auth key (TS_AUTHKEY) or log in with the URL tailnet logged",
     exc.HostUnreachable: "; check the name or IP against `status` and that the peer is online",
+    exc.PeerNotFound: "; check the name or IP against `status()`",
 }
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "HostUnreachable",
     "InternalError",
     "LibraryNotFoundError",
+    "PeerNotFound",
     "TailnetError",
     "TailnetTimeout",
 ]
@@ -59,6 +60,10 @@ class HostUnreachable(TailnetError, OSError):
 
     def __init__(self, message: str) -> None:
         super().__init__(errno.EHOSTUNREACH, message)
+
+
+class PeerNotFound(HostUnreachable, LookupError):
+    """No node of the tailnet has this address or name (``whois``, ``ping``)."""
 
 
 class AddressInUseError(TailnetError, OSError):

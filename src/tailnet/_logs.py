@@ -3,9 +3,11 @@
 All servers of a process share one pipe; the library writes lines
 "<server handle> <level> <text>" into it and one daemon thread turns them
 into :mod:`logging` records on the ``tailnet`` logger (user-facing messages
-such as login URLs at INFO, the node's verbose log at DEBUG). Lines are
-forwarded only while that logger is enabled for the level when the server
-is created, so an unconfigured program pays nothing.
+at INFO, login URLs at WARNING, the node's verbose log at DEBUG). With the
+``qr`` extra installed and stderr a terminal, a login URL's record also
+draws it as a QR code, once per URL. Lines are forwarded only while that
+logger is enabled for the level when the server is created, so an
+unconfigured program pays nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
+
+from ._node_info import LoginRequired
 
 __all__ = ["LOGGER", "LogPump"]
 
@@ -34,6 +39,7 @@ class LogPump:
     def __init__(self) -> None:
         self._read_fd, self.write_fd = os.pipe()
         self._names: dict[int, str] = {}
+        self._qr_urls: dict[int, str] = {}  # per server: the login URL last drawn as a QR code
         thread = threading.Thread(target=self._run, name="tailnet-log", daemon=True)
         thread.start()
 
@@ -52,6 +58,7 @@ class LogPump:
     def unregister(self, handle: int) -> None:
         """Forget a server once it has closed (its lines are flushed by then)."""
         self._names.pop(handle, None)
+        self._qr_urls.pop(handle, None)
 
     def _run(self) -> None:
         with os.fdopen(self._read_fd, "rb", buffering=0) as pipe:
@@ -67,8 +74,21 @@ class LogPump:
     def _emit(self, line: str) -> None:
         handle, _, rest = line.partition(" ")
         level, _, text = rest.partition(" ")
-        name = self._names.get(int(handle) if handle.isdigit() else -1, "?")
+        key = int(handle) if handle.isdigit() else -1
+        name = self._names.get(key, "?")
         severity = _LEVELS.get(level, logging.INFO)
         if _LOGIN_URL_HINT in text:  # the user must act: visible without logging configured
             severity = logging.WARNING
+            text += self._login_qr(key, text.rsplit(" ", 1)[-1])
         LOGGER.log(severity, "[%s] %s", name, text)
+
+    def _login_qr(self, key: int, url: str) -> str:
+        """A QR code of a new login URL for a terminal, if the qr extra is installed."""
+        if self._qr_urls.get(key) == url or not sys.stderr.isatty():
+            return ""
+        try:
+            qr = LoginRequired(url).qr()
+        except ImportError:
+            return ""
+        self._qr_urls[key] = url
+        return "\n" + qr

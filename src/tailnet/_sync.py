@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 from ._addresses import Address
 from ._base import ServerBase
 from ._core import Connection, ListenerCore, Operation, timeout_ms
 from ._exceptions import ClosedError
+from ._node_info import WatchEvent
+from ._node_sync import NodeInfoMethods, up_with_events
 from ._socket import TailnetSocket
 from ._wait import wait_readable
 
@@ -91,7 +93,7 @@ class Listener:
         return f"<tailnet.Listener {self.address} {state}>"
 
 
-class Server(ServerBase):
+class Server(ServerBase, NodeInfoMethods):
     __doc__ = ServerBase.__doc__
 
     def start(self) -> Server:
@@ -99,15 +101,24 @@ class Server(ServerBase):
         self._node.start()
         return self
 
-    def up(self, timeout: float | None = None) -> Server:
+    def up(
+        self, timeout: float | None = None, *, on_event: Callable[[WatchEvent], object] | None = None
+    ) -> Server:
         """Join the tailnet and wait until the node is running; returns self.
 
-        Without an auth key the node waits for an interactive login whose
-        URL is logged on the ``tailnet`` logger. Raises
-        :class:`~tailnet.TailnetTimeout` after ``timeout`` seconds and
-        :class:`~tailnet.ClosedError` if :meth:`close` is called meanwhile.
+        Without an auth key the node waits for an interactive login: its
+        URL is logged on the ``tailnet`` logger (at WARNING), is
+        :attr:`login_url` meanwhile, and reaches ``on_event`` as a
+        :class:`~tailnet.LoginRequired` event. ``on_event`` is called in
+        this thread with each event (state changes too) while waiting.
+        Raises :class:`~tailnet.TailnetTimeout` after ``timeout`` seconds
+        and :class:`~tailnet.ClosedError` if :meth:`close` is called
+        meanwhile.
         """
-        _finish(self._node.begin_up(timeout))
+        if on_event is None:
+            _finish(self._node.begin_up(timeout))
+        else:
+            up_with_events(self._node, timeout, on_event)
         return self
 
     def dial(
