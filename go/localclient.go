@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"tailscale.com/client/local"
 	"tailscale.com/ipn/ipnstate"
@@ -89,7 +90,8 @@ func checkPing(target, kind string) error {
 	return nil
 }
 
-// ping pings a peer (a tailnet IP or a peer's name) once.
+// ping pings a peer (a tailnet IP or a peer's name) until one ping is
+// answered.
 func (s *server) ping(ctx context.Context, target, kind string) opResult {
 	lc, err := s.localClient()
 	if err != nil {
@@ -99,7 +101,7 @@ func (s *server) ping(ctx context.Context, target, kind string) opResult {
 	if err != nil {
 		return failed(s.ctxErr(ctx, err))
 	}
-	r, err := lc.Ping(ctx, ip, pingTypes[kind])
+	r, err := pingUntilAnswered(ctx, lc, ip, pingTypes[kind])
 	if err != nil {
 		return failed(s.ctxErr(ctx, fmt.Errorf("ping %s: %w", target, err)))
 	}
@@ -107,6 +109,29 @@ func (s *server) ping(ctx context.Context, target, kind string) opResult {
 		return failed(err)
 	}
 	return jsonResult(pingJSON(kind, r))
+}
+
+// firstPingWait is how long the first ping waits for its answer before
+// another is sent; each retry waits twice as long, up to maxPingWait. A
+// ping is one packet, and one can be lost, e.g. by a peer that has just
+// joined, so the ping is repeated until one is answered or ctx ends.
+const (
+	firstPingWait = time.Second
+	maxPingWait   = 8 * time.Second
+)
+
+func pingUntilAnswered(ctx context.Context, lc *local.Client, ip netip.Addr, kind tailcfg.PingType) (*ipnstate.PingResult, error) {
+	wait := firstPingWait
+	for {
+		attempt, cancel := context.WithTimeout(ctx, wait)
+		r, err := lc.Ping(attempt, ip, kind)
+		expired := errors.Is(attempt.Err(), context.DeadlineExceeded)
+		cancel()
+		if err == nil || ctx.Err() != nil || !expired {
+			return r, err
+		}
+		wait = min(2*wait, maxPingWait)
+	}
 }
 
 func pingError(target string, r *ipnstate.PingResult) error {

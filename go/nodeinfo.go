@@ -59,7 +59,7 @@ type jsonStatus struct {
 	Tailnet        string     `json:"tailnet"`
 	Version        string     `json:"version"`
 	Health         []string   `json:"health"`
-	Self           *jsonNode  `json:"self,omitempty"`
+	Self           jsonNode   `json:"self"`
 	Peers          []jsonPeer `json:"peers"`
 }
 
@@ -167,11 +167,12 @@ func statusJSON(st *ipnstate.Status) jsonStatus {
 	if t := st.CurrentTailnet; t != nil {
 		out.MagicDNSSuffix, out.Tailnet = t.MagicDNSSuffix, t.Name
 	}
+	self := &ipnstate.PeerStatus{} // always set by LocalBackend; never nil here
 	if st.Self != nil {
-		self := peerStatusNode(st.Self, st.User)
-		self.IPs = addrStrings(st.TailscaleIPs)
-		out.Self = &self
+		self = st.Self
 	}
+	out.Self = peerStatusNode(self, st.User)
+	out.Self.IPs = addrStrings(st.TailscaleIPs)
 	for _, k := range st.Peers() {
 		p := st.Peer[k]
 		out.Peers = append(out.Peers, jsonPeer{

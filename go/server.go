@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"tailscale.com/ipn"
 	"tailscale.com/tsnet"
 )
 
@@ -142,6 +143,9 @@ func (s *server) up(ctx context.Context) opResult {
 		return opResult{fd: -1, err: err}
 	}
 	_, err := s.ts.Up(ctx)
+	if err == nil {
+		s.node.awaitState(ctx, ipn.Running.String()) // so state reads Running now
+	}
 	return opResult{fd: -1, err: s.ctxErr(ctx, err)}
 }
 

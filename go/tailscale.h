@@ -185,7 +185,8 @@ int tailnet_status(int64_t server, int64_t timeout_ms,
                    int64_t *op, int *wait_fd, char *errbuf, size_t errlen);
 
 /*
- * Pings a peer once. target: a tailnet IP or a peer's name (MagicDNS name,
+ * Pings a peer until one ping is answered (a ping unanswered after 1 s is
+ * sent again, then after 2 s, 4 s, 8 s, 8 s...) or the timeout. target: a tailnet IP or a peer's name (MagicDNS name,
  * FQDN or hostname). kind: "disco" (WireGuard-level, reports the path:
  * direct endpoint or DERP region), "tsmp" or "icmp" (through the tunnel).
  * TAILNET_ERR_NOT_FOUND if no peer has that address or name,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"tailscale.com/ipn"
@@ -72,8 +73,10 @@ func (s *server) watchBus(ctx context.Context, emit func(nodeEvent) error) error
 type nodeState struct {
 	mu       sync.Mutex
 	tracking bool
+	stopped  bool // the tracking goroutine has ended
 	state    string
 	loginURL string
+	changed  chan struct{} // if not nil, closed at the next change
 }
 
 func (ns *nodeState) apply(ev nodeEvent) {
@@ -88,6 +91,21 @@ func (ns *nodeState) apply(ev nodeEvent) {
 			ns.loginURL = "" // logged in (or stopped): the URL is spent
 		}
 	}
+	ns.notifyLocked()
+}
+
+func (ns *nodeState) stop() {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	ns.stopped = true
+	ns.notifyLocked()
+}
+
+func (ns *nodeState) notifyLocked() {
+	if ns.changed != nil {
+		close(ns.changed)
+		ns.changed = nil
+	}
 }
 
 func (ns *nodeState) get() (state, loginURL string) {
@@ -97,6 +115,38 @@ func (ns *nodeState) get() (state, loginURL string) {
 		return ipn.NoState.String(), ns.loginURL
 	}
 	return ns.state, ns.loginURL
+}
+
+// trackerLagBound bounds how long up waits for the tracker to catch up.
+const trackerLagBound = 5 * time.Second
+
+// awaitState waits until the tracked state is want, tracking has stopped,
+// ctx ends or trackerLagBound passes. up uses it so that the state reads
+// Running once up has returned: tsnet's Up and the tracker read the bus
+// independently, and the tracker's copy of an event may come a moment
+// later.
+func (ns *nodeState) awaitState(ctx context.Context, want string) {
+	timer := time.NewTimer(trackerLagBound)
+	defer timer.Stop()
+	for {
+		ns.mu.Lock()
+		if ns.state == want || ns.stopped {
+			ns.mu.Unlock()
+			return
+		}
+		if ns.changed == nil {
+			ns.changed = make(chan struct{})
+		}
+		changed := ns.changed
+		ns.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			return
+		}
+	}
 }
 
 // startTracking starts, once, the goroutine keeping s.node current. Called
@@ -111,6 +161,7 @@ func (s *server) startTracking() {
 	}
 	go func() {
 		defer s.wg.Done()
+		defer s.node.stop()
 		defer recoverGoroutine("state tracker", s.log.debugf, func() {})
 		err := s.watchBus(s.ctx, func(ev nodeEvent) error {
 			s.node.apply(ev)
