@@ -14,9 +14,19 @@ from typing import Any, TypeVar
 import anyio
 
 from ._addresses import IPAddress
-from ._core import Node
+from ._core import Node, Operation
 from ._exceptions import ClosedError
-from ._node_core import PING_TIMEOUT, Pending, WatchCore, begin_ping, begin_status, begin_whois, open_watch
+from ._node_core import (
+    PING_TIMEOUT,
+    RUNNING_EVENT,
+    RUNNING_EVENT_GRACE,
+    Pending,
+    WatchCore,
+    begin_ping,
+    begin_status,
+    begin_whois,
+    open_watch,
+)
 from ._node_info import PeerIdentity, PingKind, PingResult, Status, WatchEvent
 
 __all__ = ["AsyncNodeInfoMethods", "AsyncWatcher", "up_with_events"]
@@ -104,31 +114,47 @@ async def _deliver(on_event: Callable[[WatchEvent], Any], event: WatchEvent) -> 
 
 
 async def up_with_events(node: Node, timeout: float | None, on_event: Callable[[WatchEvent], Any]) -> None:
-    """``up``, calling (and awaiting, if it is async) ``on_event`` for each event meanwhile."""
+    """``up``, calling (and awaiting, if async) ``on_event`` with each event until the node runs."""
     async with AsyncWatcher(await _open_watch(node)) as watcher:
         op = node.begin_up(timeout)
-        failures: list[Exception] = []
         try:
-            async with anyio.create_task_group() as tg:
-
-                async def pump() -> None:
-                    try:
-                        async for event in watcher:
-                            await _deliver(on_event, event)
-                    except Exception as exc:  # noqa: BLE001 - re-raised below, ungrouped
-                        failures.append(exc)
-                        tg.cancel_scope.cancel()
-
-                tg.start_soon(pump)
-                await anyio.wait_readable(op.wait_fd)
-                tg.cancel_scope.cancel()
-            if failures:
-                raise failures[0]
-            op.result()
+            await _relay_during_up(watcher, on_event, op)
         finally:
             op.free()
-        for event in watcher._core.ready():  # what arrived with the result
-            await _deliver(on_event, event)
+
+
+async def _relay_during_up(
+    watcher: AsyncWatcher, on_event: Callable[[WatchEvent], Any], op: Operation
+) -> None:
+    """Relay events until RUNNING while op (an up) runs; raise op's or on_event's error, ungrouped."""
+    errors: list[Exception] = []
+    relayed = anyio.Event()  # RUNNING was delivered, or the stream ended
+
+    async def relay() -> None:
+        try:
+            async for event in watcher:
+                await _deliver(on_event, event)
+                if event == RUNNING_EVENT:
+                    break
+        except Exception as exc:  # noqa: BLE001 - re-raised below, ungrouped
+            errors.append(exc)
+            tg.cancel_scope.cancel()
+        finally:
+            relayed.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(relay)
+        await anyio.wait_readable(op.wait_fd)
+        try:
+            op.result()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, ungrouped
+            errors.append(exc)
+        else:  # up's own check came first: the watch's RUNNING is on its way
+            with anyio.move_on_after(RUNNING_EVENT_GRACE):
+                await relayed.wait()
+        tg.cancel_scope.cancel()
+    if errors:
+        raise errors[0]
 
 
 class AsyncNodeInfoMethods:
@@ -155,7 +181,7 @@ class AsyncNodeInfoMethods:
         kind: PingKind | str = PingKind.DISCO,
         timeout: float | None = PING_TIMEOUT,
     ) -> PingResult:
-        """Ping a peer once; as :meth:`tailnet.Server.ping`, cancellable."""
+        """Ping a peer and report latency and path; as :meth:`tailnet.Server.ping`, cancellable."""
         return await _complete(begin_ping(self._node, peer, kind, timeout))
 
     async def watch(self) -> AsyncWatcher:

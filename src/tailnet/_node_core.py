@@ -25,6 +25,7 @@ from ._node_info import (
     PeerIdentity,
     PingKind,
     PingResult,
+    StateChanged,
     Status,
     WatchEvent,
     parse_event,
@@ -34,6 +35,9 @@ from ._node_info import (
 )
 
 __all__ = [
+    "PING_TIMEOUT",
+    "RUNNING_EVENT",
+    "RUNNING_EVENT_GRACE",
     "Pending",
     "WatchCore",
     "begin_ping",
@@ -48,6 +52,15 @@ T = TypeVar("T")
 #: Default deadline of a ping, in seconds: an unanswered disco ping never
 #: completes by itself.
 PING_TIMEOUT = 10.0
+
+#: The event ``up(on_event=...)`` relays events until.
+RUNNING_EVENT = StateChanged(BackendState.RUNNING)
+
+#: Once ``up`` has succeeded, how long ``up(on_event=...)`` waits for its
+#: watch to report RUNNING too. Both read the node's events independently,
+#: so the watch's copy can arrive a moment later; this bound only guards
+#: against a watch that stopped.
+RUNNING_EVENT_GRACE = 10.0
 
 
 @dataclass(frozen=True)

@@ -153,8 +153,8 @@ class Status:
     """This node, its peers and the tailnet (Go's ``LocalClient.Status``)."""
 
     state: BackendState
-    self_node: NodeInfo | None
-    """This node (None before it has an identity)."""
+    self_node: NodeInfo
+    """This node (before it has joined, with what it knows so far: no IPs, no user)."""
     peers: tuple[PeerStatus, ...]
     """Every peer, sorted by MagicDNS name."""
     magicdns_suffix: str
@@ -215,7 +215,7 @@ class PeerIdentity:
 
 @dataclass(frozen=True)
 class PingResult:
-    """One answered ping."""
+    """An answered ping."""
 
     ip: IPAddress
     """The address pinged."""
@@ -334,10 +334,9 @@ def parse_status(text: str) -> Status:
     """A :class:`Status` from the library's status JSON."""
 
     def build(d: dict[str, Any]) -> Status:
-        self_node = d.get("self")
         return Status(
             state=BackendState(d["state"]),
-            self_node=None if self_node is None else NodeInfo(**_node_fields(self_node)),
+            self_node=NodeInfo(**_node_fields(d["self"])),
             peers=tuple(_peer(p) for p in d["peers"]),
             magicdns_suffix=str(d["magicdns_suffix"]),
             tailnet=str(d["tailnet"]),

@@ -15,7 +15,17 @@ from typing import TypeVar
 from ._addresses import IPAddress
 from ._core import Node
 from ._exceptions import ClosedError
-from ._node_core import PING_TIMEOUT, Pending, WatchCore, begin_ping, begin_status, begin_whois, open_watch
+from ._node_core import (
+    PING_TIMEOUT,
+    RUNNING_EVENT,
+    RUNNING_EVENT_GRACE,
+    Pending,
+    WatchCore,
+    begin_ping,
+    begin_status,
+    begin_whois,
+    open_watch,
+)
 from ._node_info import PeerIdentity, PingKind, PingResult, Status, WatchEvent
 from ._wait import wait_readable
 
@@ -89,31 +99,47 @@ class Watcher:
 
 
 def up_with_events(node: Node, timeout: float | None, on_event: Callable[[WatchEvent], object]) -> None:
-    """``up``, calling ``on_event`` in this thread for each event meanwhile."""
+    """``up``, calling ``on_event`` in this thread with each event until the node runs."""
     core = open_watch(node)
     try:
         op = node.begin_up(timeout)
         try:
-            poller = select.poll()
-            poller.register(op.wait_fd, select.POLLIN)
-            poller.register(core.sock, select.POLLIN)
-            watching = True
-            while True:
-                ready = {fd for fd, _ in poller.poll()}
-                for event in core.ready():
-                    on_event(event)
-                if watching and core.ended:  # the server closed: only the result is left
-                    poller.unregister(core.sock)
-                    watching = False
-                if op.wait_fd in ready:
-                    break
+            running = _relay(core, on_event, op.wait_fd, None)
+            wait_readable(op.wait_fd)
             op.result()
         finally:
             op.free()
-        for event in core.ready():  # what arrived with the result
-            on_event(event)
+        if not running:  # up's own check came first: the watch's RUNNING is on its way
+            _relay(core, on_event, None, RUNNING_EVENT_GRACE)
     finally:
         core.close()
+
+
+def _relay(
+    core: WatchCore, on_event: Callable[[WatchEvent], object], stop_fd: int | None, timeout: float | None
+) -> bool:
+    """Pass events to on_event until RUNNING; whether it came.
+
+    Stops early (False) when stop_fd is readable, the stream ends or
+    timeout seconds pass.
+    """
+    poller = select.poll()
+    poller.register(core.sock, select.POLLIN)
+    if stop_fd is not None:
+        poller.register(stop_fd, select.POLLIN)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stop = False
+    while not stop:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready = poller.poll(None if remaining is None else remaining * 1000)
+        stop = any(fd == stop_fd for fd, _ in ready) or remaining == 0.0
+        for event in core.ready():
+            on_event(event)
+            if event == RUNNING_EVENT:
+                return True
+        if core.ended:  # the server closed
+            return False
+    return False
 
 
 class NodeInfoMethods:
@@ -141,13 +167,16 @@ class NodeInfoMethods:
         kind: PingKind | str = PingKind.DISCO,
         timeout: float | None = PING_TIMEOUT,
     ) -> PingResult:
-        """Ping a peer (a tailnet IP or its name) once and report latency and path.
+        """Ping a peer (a tailnet IP or its name) and report latency and path.
 
         ``kind``: ``"disco"`` (default; reports whether the path is direct
-        or through which DERP region), ``"tsmp"`` or ``"icmp"``. Raises
-        :class:`~tailnet.PeerNotFound` for an unknown peer and
-        :class:`~tailnet.TailnetTimeout` if no answer comes in ``timeout``
-        seconds.
+        or through which DERP region), ``"tsmp"`` or ``"icmp"``. A ping
+        not answered within 1 s is sent again (then after 2, 4, 8 s), so
+        one lost packet costs a retry, not a failure; the result is the
+        first answer's. Raises :class:`~tailnet.PeerNotFound` for a peer
+        this node does not know (one that joined moments ago may not be
+        known yet) and :class:`~tailnet.TailnetTimeout` if no answer comes
+        in ``timeout`` seconds.
         """
         return _complete(begin_ping(self._node, peer, kind, timeout))
 
