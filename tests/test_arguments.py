@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,21 @@ def test_c_api_rejects_null_and_unknown_handles() -> None:
     tiny = ffi.new("char[]", 4)
     assert library.tailnet_close(987654321, tiny, 4) == library.TAILNET_ERR_BAD_HANDLE
     assert len(ffi.string(tiny)) == 3  # truncated, still terminated
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS uses ~/Library/Application Support")
+def test_state_dir_defaults_to_the_user_data_dir_per_hostname(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("TS_AUTHKEY", raising=False)
+    first, second = tailnet.Server("default-dir"), tailnet.Server("default-dir-2")
+    try:
+        for server, name in [(first, "default-dir"), (second, "default-dir-2")]:
+            path = tmp_path / "data" / "tailnet" / name
+            assert server.state_dir == str(path)
+            assert path.is_dir()
+            assert path.stat().st_mode & 0o777 == 0o700
+    finally:
+        first.close()
+        second.close()

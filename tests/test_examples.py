@@ -27,3 +27,12 @@ def test_demo() -> None:
 def test_async_echo(backend: str) -> None:
     out = run(str(EXAMPLES / "async_echo.py"), backend)
     assert "'hello\\nover the\\ntailnet\\n'" in out
+
+
+def test_allowlist() -> None:
+    out = run(str(EXAMPLES / "allowlist.py"))
+    lines = dict(line.split(": ", 1) for line in out.splitlines())
+    assert lines["alice"].startswith("hello user-"), out
+    assert lines["alice"].endswith("calling from alice"), out
+    assert lines["mallory"].startswith("sorry user-"), out
+    assert lines["mallory"].endswith("you are not on the list"), out
