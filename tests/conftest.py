@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import anyio
 import pytest
 
 import tailnet
@@ -94,13 +95,31 @@ class EchoServer:
         self.thread.join(10)
 
 
+def knows(node: tailnet.Server, *peers: tailnet.Server) -> None:
+    """Wait until node's network map lists peers (maps propagate asynchronously).
+
+    Until then a peer's name does not resolve and its address is unknown.
+    """
+    eventually(lambda: all(node.status().peer(p.hostname) is not None for p in peers), timeout=30)
+
+
+async def aknows(node: tailnet.AsyncServer, peer: tailnet.AsyncServer) -> None:
+    """:func:`knows` for the async API."""
+    with anyio.fail_after(30):
+        while (await node.status()).peer(peer.hostname) is None:
+            await anyio.sleep(0.05)
+
+
 @pytest.fixture
 def pair(
     tailnet_node: Callable[..., tailnet.Server], request: pytest.FixtureRequest
 ) -> tuple[tailnet.Server, tailnet.Server]:
     """Two nodes that are up, with names unique to the test."""
     base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
-    return tailnet_node(f"{base}-a"), tailnet_node(f"{base}-b")
+    a, b = tailnet_node(f"{base}-a"), tailnet_node(f"{base}-b")
+    knows(a, b)
+    knows(b, a)
+    return a, b
 
 
 @pytest.fixture

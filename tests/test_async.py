@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 from anyio.abc import SocketAttribute, TaskGroup
-from conftest import eventually, go_counter, open_fds
+from conftest import aknows, eventually, go_counter, open_fds
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -33,6 +33,8 @@ async def nodes(
 ) -> AsyncIterator[tuple[tailnet.AsyncServer, tailnet.AsyncServer]]:
     base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
     async with local_tailnet.async_server(f"{base}-a") as a, local_tailnet.async_server(f"{base}-b") as b:
+        await aknows(a, b)
+        await aknows(b, a)
         yield a, b
 
 

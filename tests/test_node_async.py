@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 import pytest
 from anyio.abc import SocketAttribute
-from conftest import go_counter, open_fds
+from conftest import aknows, go_counter, open_fds
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -24,13 +24,6 @@ async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
             await anyio.sleep(0.01)
 
 
-async def knows(node: tailnet.AsyncServer, peer: tailnet.AsyncServer) -> None:
-    """Wait until node's network map lists peer (maps propagate asynchronously)."""
-    with anyio.fail_after(30):
-        while (await node.status()).peer(peer.hostname) is None:
-            await anyio.sleep(0.05)
-
-
 @pytest.fixture(params=BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -45,8 +38,8 @@ async def nodes(
         local_tailnet.async_server(f"{base}-a", tags=["tag:async"]) as a,
         local_tailnet.async_server(f"{base}-b") as b,
     ):
-        await knows(a, b)
-        await knows(b, a)
+        await aknows(a, b)
+        await aknows(b, a)
         yield a, b
 
 
@@ -101,7 +94,7 @@ async def test_typed_errors(nodes: tuple[tailnet.AsyncServer, tailnet.AsyncServe
 async def test_cancelling_a_ping_frees_it(local_tailnet: LocalTailnet, anyio_backend: str) -> None:
     async with local_tailnet.async_server(f"cancel-ping-{anyio_backend}") as a:
         async with local_tailnet.async_server(f"cancel-gone-{anyio_backend}") as gone:
-            await knows(a, gone)
+            await aknows(a, gone)
             ip = gone.ips[0]
         with anyio.move_on_after(0.5) as scope:  # nothing answers: only the cancel ends it
             await a.ping(ip, timeout=None)

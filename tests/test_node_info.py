@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 
 import pytest
-from conftest import eventually, go_counter, open_fds
+from conftest import eventually, go_counter, knows, open_fds
 
 import tailnet
 from tailnet._core import read_text
@@ -18,11 +18,6 @@ from tailnet._wait import wait_readable
 from tailnet.testing import LocalTailnet
 
 Node = Callable[..., tailnet.Server]
-
-
-def knows(node: tailnet.Server, *peers: tailnet.Server) -> None:
-    """Wait until node's network map lists peers (maps propagate asynchronously)."""
-    eventually(lambda: all(node.status().peer(p.hostname) is not None for p in peers), timeout=30)
 
 
 def accepted_peer(client: tailnet.Server, server: tailnet.Server) -> tuple[str, int]:
