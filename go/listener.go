@@ -19,10 +19,25 @@ type listener struct {
 
 // listen starts a listener owned by s; it returns the caller's end.
 func (s *server) listen(network, addr string) (*listener, int, error) {
+	return s.serve(func() (net.Listener, error) {
+		if err := s.start(); err != nil {
+			return nil, err
+		}
+		tln, err := s.ts.Listen(network, addr)
+		if err != nil {
+			return nil, errorf(classifyListen(err), "listen %s %s: %v", network, addr, err)
+		}
+		return tln, nil
+	})
+}
+
+// serve hands the connections of the listener that open makes to the
+// caller (see listener); it returns the caller's end.
+func (s *server) serve(open func() (net.Listener, error)) (*listener, int, error) {
 	if err := s.enter(); err != nil {
 		return nil, -1, err
 	}
-	ln, fd, err := s.newListener(network, addr)
+	ln, fd, err := s.newListener(open)
 	if err != nil {
 		s.wg.Done()
 		return nil, -1, err
@@ -40,13 +55,10 @@ func (s *server) listen(network, addr string) (*listener, int, error) {
 	return ln, fd, nil
 }
 
-func (s *server) newListener(network, addr string) (*listener, int, error) {
-	if err := s.start(); err != nil {
-		return nil, -1, err
-	}
-	tln, err := s.ts.Listen(network, addr)
+func (s *server) newListener(open func() (net.Listener, error)) (*listener, int, error) {
+	tln, err := open()
 	if err != nil {
-		return nil, -1, errorf(classifyListen(err), "listen %s %s: %v", network, addr, err)
+		return nil, -1, err
 	}
 	mine, theirs, err := socketpair(unix.SOCK_SEQPACKET)
 	if err != nil {

@@ -29,11 +29,18 @@ type opResult struct {
 	err  error
 	fd   int
 	text string
+	// discard, if set, undoes the rest of what the op made (a listener's
+	// handle) when the result is released without being collected.
+	discard func()
 }
 
 func (r *opResult) release() {
 	closeFD(r.fd)
 	r.fd = -1
+	if r.discard != nil {
+		r.discard()
+		r.discard = nil
+	}
 }
 
 var liveOps atomic.Int64
@@ -89,7 +96,7 @@ func (o *op) result() (opResult, error) {
 		return opResult{fd: -1}, errorf(codeInProgress, "operation still in progress")
 	}
 	res := o.res
-	o.res.fd = -1
+	o.res.fd, o.res.discard = -1, nil // handed over
 	return res, res.err
 }
 
