@@ -24,6 +24,8 @@ const (
 	codeInProgress  = -9
 	codeAddrInUse   = -10
 	codeNotFound    = -11
+	codeNoCert      = -20 // services.go: no TLS certificate for this node
+	codeNoFunnel    = -21 // services.go: the tailnet does not allow Funnel here
 	codeInternal    = -99
 )
 

@@ -36,7 +36,8 @@ type server struct {
 	listeners map[*listener]struct{}
 	bridges   map[*bridge]struct{}
 
-	node nodeState // backend state and login URL (watch.go)
+	node nodeState    // backend state and login URL (watch.go)
+	svc  serviceState // TLS, Funnel, loopback (services.go)
 }
 
 func newServer() *server {

@@ -57,6 +57,8 @@ extern "C" {
 #define TAILNET_ERR_IN_PROGRESS -9  /* tailnet_op_result: not finished yet */
 #define TAILNET_ERR_ADDR_IN_USE -10 /* listen: the port is taken */
 #define TAILNET_ERR_NOT_FOUND   -11 /* whois, ping: no node has that address or name */
+#define TAILNET_ERR_NO_CERT     -20 /* no TLS certificate for this node */
+#define TAILNET_ERR_NO_FUNNEL   -21 /* the tailnet does not allow Funnel here */
 #define TAILNET_ERR_INTERNAL    -99 /* a bug: please report it */
 
 /* ---- Servers ---------------------------------------------------------- */
@@ -141,6 +143,55 @@ int tailnet_listen(int64_t server, const char *network, const char *addr,
 
 /* Stops accepting and releases the handle (the caller closes its fd). */
 int tailnet_listener_close(int64_t listener);
+
+/* ---- TLS, Funnel, loopback --------------------------------------------- */
+
+/*
+ * Listens with TLS on addr (as tailnet_listen) using the tailnet's
+ * certificate for this node (tsnet.Server.ListenTLS), as an operation:
+ * it starts the node and waits until it runs, checks that the control
+ * server offers cert domains and MagicDNS, and fetches the certificate for
+ * the first cert domain (TAILNET_ERR_NO_CERT if any of that fails; a real
+ * control server and ACME are needed, see docs/tls-and-funnel.md). On
+ * success tailnet_op_result gives the listener's descriptor (as
+ * tailnet_listen's) and the text "HANDLE BOUND": the listener handle, for
+ * tailnet_listener_close, and the address listened on. Connections are
+ * delivered after their TLS handshake, as plaintext; a failed handshake is
+ * logged and the connection dropped. An uncollected result closes the
+ * listener.
+ */
+int tailnet_listen_tls(int64_t server, const char *network, const char *addr,
+                       int64_t timeout_ms, int64_t *op, int *wait_fd,
+                       char *errbuf, size_t errlen);
+
+/*
+ * Listens with Tailscale Funnel (tsnet.Server.ListenFunnel): network
+ * "tcp", addr ":port" (Funnel allows 443, 8443 and 10000 on Tailscale).
+ * Connections come from the public internet through Funnel and, unless
+ * funnel_only is non-zero, from the tailnet too. Same operation and
+ * result as tailnet_listen_tls; TAILNET_ERR_NO_FUNNEL when the tailnet
+ * does not grant this node Funnel on that port (or has no HTTPS).
+ */
+int tailnet_listen_funnel(int64_t server, const char *network, const char *addr,
+                          int funnel_only, int64_t timeout_ms, int64_t *op,
+                          int *wait_fd, char *errbuf, size_t errlen);
+
+/* Comma-separated domains this node can get TLS certificates for ("" before it runs). */
+int tailnet_cert_domains(int64_t server, char *buf, size_t buflen,
+                         char *errbuf, size_t errlen);
+
+/*
+ * Starts (once per server) tsnet's loopback server on 127.0.0.1: a SOCKS5
+ * proxy onto the tailnet (user "tsnet", password proxy_cred) and the
+ * LocalAPI (HTTP basic auth with password api_cred plus the header
+ * "Sec-Tailscale: localapi"), sharing one port. addr receives "ip:port".
+ * Both credentials are secrets (32 hex digits); proxy_len and api_len must
+ * be at least 33. Later calls return the same values.
+ */
+int tailnet_loopback(int64_t server, char *addr, size_t addrlen,
+                     char *proxy_cred, size_t proxy_len,
+                     char *api_cred, size_t api_len,
+                     char *errbuf, size_t errlen);
 
 /* ---- Operations ------------------------------------------------------- */
 
@@ -250,10 +301,15 @@ int tailnet_debug_dump_goroutines(const char *path, char *errbuf, size_t errlen)
  *   {"authkey": "...",          only this auth key is accepted
  *    "interactive": true,       nodes without a key wait for a login
  *    "magicdns_domain": "...",  default "tailnet.test"
- *    "app_capabilities": {"example.com/cap/x": [{...}, ...]}}
+ *    "app_capabilities": {"example.com/cap/x": [{...}, ...]},
  *                               granted to every node by every node
+ *    "https": false,            offer no TLS cert domains (default true)
+ *    "funnel": false}           grant no Funnel (default true: ports 443,
+ *                               8443, 10000)
  * Nodes get the tags they advertise; every peer is reported online.
- * url receives the control URL.
+ * url receives the control URL. Its path /acme/ answers every request with
+ * an error: point TS_DEBUG_ACME_DIRECTORY_URL there so that certificate
+ * requests stay on this machine (tailnet.testing does).
  */
 int tailnet_localnet_start(const char *config, int64_t *localnet,
                            char *url, size_t urllen,
@@ -265,6 +321,19 @@ int tailnet_localnet_complete_auth(int64_t localnet, const char *url,
 
 /* Stops the local tailnet and releases its handle. */
 int tailnet_localnet_close(int64_t localnet);
+
+/* The PEM certificate of the local tailnet's CA (made on first use). */
+int tailnet_localnet_ca(int64_t localnet, char *buf, size_t buflen,
+                        char *errbuf, size_t errlen);
+
+/*
+ * Issues a 30-day certificate for domain from the local CA and writes it
+ * into the certificate cache of the node whose state directory is dir
+ * (dir/certs/DOMAIN.crt and .key), where tailnet_listen_tls finds it.
+ * Accepted only while TS_DEBUG_ACME_DIRECTORY_URL is set (see above).
+ */
+int tailnet_localnet_install_cert(int64_t localnet, const char *dir,
+                                  const char *domain, char *errbuf, size_t errlen);
 
 /* END CDEF */
 
