@@ -32,6 +32,10 @@ type localnetConfig struct {
 	// AppCapabilities are granted to every node by every node, as a
 	// policy grant {"src": ["*"], "dst": ["*"], "app": ...} would.
 	AppCapabilities map[string][]json.RawMessage `json:"app_capabilities"`
+	// HTTPS (default true) offers nodes TLS cert domains; Funnel (default
+	// true) grants them Funnel on ports 443, 8443 and 10000 (localcerts.go).
+	HTTPS  *bool `json:"https"`
+	Funnel *bool `json:"funnel"`
 }
 
 // localnet is a whole tailnet on loopback: Tailscale's test control server,
@@ -40,6 +44,7 @@ type localnetConfig struct {
 type localnet struct {
 	control *testcontrol.Server
 	http    *httptest.Server
+	ca      localCA
 	derp    *derpserver.Server
 	derpWeb *httptest.Server
 	stun    net.PacketConn
@@ -76,12 +81,13 @@ func startLocalnet(configJSON string) (*localnet, error) {
 	if len(cfg.AppCapabilities) > 0 {
 		n.control.SetGlobalAppCaps(appCaps(cfg.AppCapabilities))
 	}
+	cfg.applyServices(n.control)
 	ln, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
 	if err != nil {
 		n.close()
 		return nil, fmt.Errorf("control listener: %w", err)
 	}
-	n.http = &httptest.Server{Listener: ln, Config: &http.Server{Handler: n.control}}
+	n.http = &httptest.Server{Listener: ln, Config: &http.Server{Handler: withNoACME(n.control)}}
 	n.http.Start()
 	n.control.HTTPTestServer = n.http
 	return n, nil
