@@ -17,17 +17,21 @@ from ._async import AsyncListener, AsyncServer
 from ._exceptions import (
     AddressInUseError,
     AuthenticationError,
+    CertificateUnavailableError,
     ClosedError,
     ConfigurationError,
     ConnectionRefused,
     ForkedProcessError,
+    FunnelUnavailableError,
     HostUnreachable,
     InternalError,
     LibraryNotFoundError,
+    LocalAPIError,
     PeerNotFound,
     TailnetError,
     TailnetTimeout,
 )
+from ._localapi import AsyncLocalAPIClient, LocalAPIClient, LocalAPIResponse
 from ._node_async import AsyncWatcher
 from ._node_info import (
     BackendError,
@@ -45,6 +49,7 @@ from ._node_info import (
     WatchEvent,
 )
 from ._node_sync import Watcher
+from ._services import Loopback
 from ._socket import TailnetSocket
 from ._stream import TailnetStream
 from ._sync import Listener, Server
@@ -55,22 +60,29 @@ __all__ = [
     "Address",
     "AddressInUseError",
     "AsyncListener",
+    "AsyncLocalAPIClient",
     "AsyncServer",
     "AsyncWatcher",
     "AuthenticationError",
     "BackendError",
     "BackendState",
+    "CertificateUnavailableError",
     "ClosedError",
     "ConfigurationError",
     "ConnectionPath",
     "ConnectionRefused",
     "ForkedProcessError",
+    "FunnelUnavailableError",
     "HostUnreachable",
     "IPAddress",
     "InternalError",
     "LibraryNotFoundError",
     "Listener",
+    "LocalAPIClient",
+    "LocalAPIError",
+    "LocalAPIResponse",
     "LoginRequired",
+    "Loopback",
     "NodeInfo",
     "PeerIdentity",
     "PeerNotFound",

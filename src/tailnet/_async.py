@@ -29,8 +29,10 @@ from anyio.abc import SocketAttribute
 from ._base import ServerBase
 from ._core import Connection, ListenerCore, Operation
 from ._exceptions import ClosedError
+from ._localapi import AsyncLocalAPIClient
 from ._node_async import AsyncNodeInfoMethods, up_with_events
 from ._node_info import WatchEvent
+from ._services import Loopback, begin_listen_funnel, begin_listen_tls, listener_from_result, loopback
 from ._stream import TailnetStream
 
 __all__ = ["AsyncListener", "AsyncServer"]
@@ -157,6 +159,36 @@ class AsyncServer(ServerBase, AsyncNodeInfoMethods):
     async def listen(self, network: str, address: str | tuple[str, int]) -> AsyncListener:
         """Listen for tailnet connections on ``address`` (":port" or "ip:port")."""
         return AsyncListener(await _shielded_in_thread(self._node.listen, network, address))
+
+    async def listen_tls(
+        self, network: str, address: str | tuple[str, int], timeout: float | None = None
+    ) -> AsyncListener:
+        """Listen with TLS using the tailnet's certificate; see :meth:`tailnet.Server.listen_tls`.
+
+        Cancellable like :meth:`up` (a listener made anyway is closed).
+        """
+        fd, text = await _finish(begin_listen_tls(self._node, network, address, timeout))
+        return AsyncListener(listener_from_result(fd, text))
+
+    async def listen_funnel(
+        self,
+        network: str,
+        address: str | tuple[str, int],
+        *,
+        funnel_only: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncListener:
+        """Listen through Tailscale Funnel; see :meth:`tailnet.Server.listen_funnel`. Cancellable."""
+        fd, text = await _finish(begin_listen_funnel(self._node, network, address, funnel_only, timeout))
+        return AsyncListener(listener_from_result(fd, text))
+
+    async def loopback(self) -> Loopback:
+        """Start the node's SOCKS5 proxy and LocalAPI server (once); see :meth:`tailnet.Server.loopback`."""
+        return await _shielded_in_thread(loopback, self._node)
+
+    async def local_api(self) -> AsyncLocalAPIClient:
+        """An async client for the node's LocalAPI (over :meth:`loopback`)."""
+        return AsyncLocalAPIClient(self._node, await self.loopback())
 
     async def aclose(self) -> None:
         """Leave the tailnet: close listeners, connections and the node. Idempotent."""

@@ -10,6 +10,7 @@ from ._config import ServerConfig
 from ._core import Node
 from ._node_core import node_state
 from ._node_info import BackendState
+from ._services import cert_domains
 
 __all__ = ["ServerBase"]
 
@@ -77,6 +78,15 @@ class ServerBase:
     def login_url(self) -> str | None:
         """The URL of the interactive login the node waits for, else None (never blocks)."""
         return node_state(self._node)[1]
+
+    @property
+    def cert_domains(self) -> tuple[str, ...]:
+        """Domains this node can get TLS certificates for (its DNS names); empty until it runs.
+
+        Empty on a tailnet without HTTPS certificates: then ``listen_tls``
+        raises :class:`~tailnet.CertificateUnavailableError`.
+        """
+        return cert_domains(self._node)
 
     @property
     def closed(self) -> bool:

@@ -23,6 +23,8 @@ _BY_CODE: dict[str, type[Exception]] = {
     "TAILNET_ERR_AUTH": exc.AuthenticationError,
     "TAILNET_ERR_ADDR_IN_USE": exc.AddressInUseError,
     "TAILNET_ERR_NOT_FOUND": exc.PeerNotFound,
+    "TAILNET_ERR_NO_CERT": exc.CertificateUnavailableError,
+    "TAILNET_ERR_NO_FUNNEL": exc.FunnelUnavailableError,
     "TAILNET_ERR_INTERNAL": exc.InternalError,
 }
 
@@ -32,6 +34,8 @@ _ADVICE: dict[type[Exception], str] = {
     exc.AuthenticationError: "; check the auth key (TS_AUTHKEY) or log in with the URL tailnet logged",
     exc.HostUnreachable: "; check the name or IP against `status` and that the peer is online",
     exc.PeerNotFound: "; check the name or IP against `status()`",
+    exc.CertificateUnavailableError: " (see docs/tls-and-funnel.md)",
+    exc.FunnelUnavailableError: " (see docs/tls-and-funnel.md)",
 }
 
 

@@ -13,13 +13,16 @@ import errno
 __all__ = [
     "AddressInUseError",
     "AuthenticationError",
+    "CertificateUnavailableError",
     "ClosedError",
     "ConfigurationError",
     "ConnectionRefused",
     "ForkedProcessError",
+    "FunnelUnavailableError",
     "HostUnreachable",
     "InternalError",
     "LibraryNotFoundError",
+    "LocalAPIError",
     "PeerNotFound",
     "TailnetError",
     "TailnetTimeout",
@@ -78,6 +81,40 @@ class AuthenticationError(TailnetError, PermissionError):
 
     def __init__(self, message: str) -> None:
         super().__init__(errno.EACCES, message)
+
+
+class CertificateUnavailableError(TailnetError, OSError):
+    """This node cannot get a TLS certificate from its tailnet.
+
+    Raised by ``listen_tls`` and ``listen_funnel`` when the control server
+    offers the node no certificate domains (HTTPS certificates not enabled
+    for the tailnet, or MagicDNS off) or when fetching the certificate
+    (ACME) fails. See docs/tls-and-funnel.md.
+    """
+
+
+class FunnelUnavailableError(TailnetError, PermissionError):
+    """The tailnet does not let this node use Funnel (on that port).
+
+    Funnel needs HTTPS certificates, the ``funnel`` node attribute and the
+    port among the node's allowed Funnel ports, all granted by the tailnet's
+    policy. See docs/tls-and-funnel.md.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EACCES, message)
+
+
+class LocalAPIError(TailnetError, OSError):
+    """A LocalAPI request failed: :attr:`status` is the HTTP status (0: no response).
+
+    A 401 or 403 means the credentials or the ``Sec-Tailscale`` header were
+    refused; the message never contains the credential.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ForkedProcessError(TailnetError, RuntimeError):

@@ -10,8 +10,10 @@ from ._addresses import Address
 from ._base import ServerBase
 from ._core import Connection, ListenerCore, Operation, timeout_ms
 from ._exceptions import ClosedError
+from ._localapi import LocalAPIClient
 from ._node_info import WatchEvent
 from ._node_sync import NodeInfoMethods, up_with_events
+from ._services import Loopback, begin_listen_funnel, begin_listen_tls, listener_from_result, loopback
 from ._socket import TailnetSocket
 from ._wait import wait_readable
 
@@ -134,6 +136,52 @@ class Server(ServerBase, NodeInfoMethods):
     def listen(self, network: str, address: str | tuple[str, int]) -> Listener:
         """Listen for tailnet connections on ``address`` (":port" or "ip:port")."""
         return Listener(self._node.listen(network, address))
+
+    def listen_tls(
+        self, network: str, address: str | tuple[str, int], timeout: float | None = None
+    ) -> Listener:
+        """Listen with TLS, using the tailnet's certificate for this node (like Go's ``ListenTLS``).
+
+        Joins the tailnet if needed and fetches the certificate first, so a
+        tailnet that offers none raises
+        :class:`~tailnet.CertificateUnavailableError` here rather than at the
+        first handshake. Accepted sockets carry plaintext: the handshake is
+        done before :meth:`Listener.accept` returns them.
+        """
+        return Listener(
+            listener_from_result(*_finish(begin_listen_tls(self._node, network, address, timeout)))
+        )
+
+    def listen_funnel(
+        self,
+        network: str,
+        address: str | tuple[str, int],
+        *,
+        funnel_only: bool = False,
+        timeout: float | None = None,
+    ) -> Listener:
+        """Listen with TLS on the public internet through Tailscale Funnel (Go's ``ListenFunnel``).
+
+        ``network`` is ``"tcp"`` and ``address`` ``":port"`` (443, 8443 or
+        10000 on Tailscale). Tailnet peers can connect too unless
+        ``funnel_only``. Raises :class:`~tailnet.FunnelUnavailableError` if
+        the tailnet does not allow it, and
+        :class:`~tailnet.CertificateUnavailableError` without a certificate.
+        """
+        op = begin_listen_funnel(self._node, network, address, funnel_only, timeout)
+        return Listener(listener_from_result(*_finish(op)))
+
+    def loopback(self) -> Loopback:
+        """Start the node's SOCKS5 proxy and LocalAPI server on 127.0.0.1 (once).
+
+        Returns their address and credentials (:class:`~tailnet.Loopback`).
+        Starts the node if needed, without waiting for it to join.
+        """
+        return loopback(self._node)
+
+    def local_api(self) -> LocalAPIClient:
+        """A client for the node's LocalAPI (over :meth:`loopback`)."""
+        return LocalAPIClient(self._node, self.loopback())
 
     def close(self) -> None:
         """Leave the tailnet: close listeners, connections and the node. Idempotent."""

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from .._async import AsyncServer
 from .._errors import ErrorBuffer, raise_for_code
-from .._exceptions import ClosedError
+from .._exceptions import ClosedError, ConfigurationError
 from .._library import ffi, lib
 from .._sync import Server
 
@@ -36,6 +37,7 @@ __all__ = ["QUIET_ENVIRONMENT", "LocalTailnet"]
 QUIET_ENVIRONMENT = {"TS_NO_LOGS_NO_SUPPORT": "true", "TS_DISABLE_PORTMAPPER": "1"}
 
 _URL_SIZE = 256
+_CA_SIZE = 8192
 
 
 def apply_quiet_environment() -> None:
@@ -44,6 +46,45 @@ def apply_quiet_environment() -> None:
     for key, value in QUIET_ENVIRONMENT.items():
         err = ErrorBuffer()
         raise_for_code(library.tailnet_setenv(key.encode(), value.encode(), err.buf, err.size), err.message())
+
+
+_ACME_KNOB = "TS_DEBUG_ACME_DIRECTORY_URL"
+
+
+class _AcmeDirectory:
+    """Where this process's nodes send certificate (ACME) requests.
+
+    Once a :class:`LocalTailnet` was made they go to its control server,
+    which refuses them, so they never leave the machine. The knob is
+    process-wide: the most recent open local tailnet owns it; after the last
+    one closes it keeps naming that tailnet's (closed) port, so requests
+    are still refused locally rather than sent to Let's Encrypt.
+    """
+
+    _owners: ClassVar[list[LocalTailnet]] = []
+    _lock = threading.Lock()
+
+    @classmethod
+    def claim(cls, net: LocalTailnet) -> None:
+        with cls._lock:
+            cls._owners.append(net)
+            cls._apply()
+
+    @classmethod
+    def release(cls, net: LocalTailnet) -> None:
+        with cls._lock:
+            if net in cls._owners:
+                cls._owners.remove(net)
+                if cls._owners:
+                    cls._apply()
+
+    @classmethod
+    def _apply(cls) -> None:
+        url = cls._owners[-1]._acme_environment()[_ACME_KNOB]
+        err = ErrorBuffer()
+        raise_for_code(
+            lib().tailnet_setenv(_ACME_KNOB.encode(), url.encode(), err.buf, err.size), err.message()
+        )
 
 
 class LocalTailnet:
@@ -58,6 +99,13 @@ class LocalTailnet:
             policy grant ``{"src": ["*"], "dst": ["*"], "app": ...}``
             would: ``{"example.com/cap/admin": [{"level": 2}]}``. They
             appear in :meth:`~tailnet.Server.whois` results.
+        https: Offer nodes TLS certificate domains (``<host>.<domain>``).
+            There is no ACME server: certificate requests fail with a clear
+            error unless :meth:`install_certificate` put one in the node's
+            cache. With False the control server also sends no DNS
+            configuration (Tailscale's test control server ties cert
+            domains to it); names still resolve for ``dial``.
+        funnel: Grant nodes Funnel on ports 443, 8443 and 10000.
 
     Nodes get the tags they advertise (tag ownership is not modeled), and
     every peer is reported online (the control server does not track
@@ -71,6 +119,8 @@ class LocalTailnet:
         interactive: bool = False,
         magicdns_domain: str = "tailnet.test",
         app_capabilities: Mapping[str, Sequence[Any]] | None = None,
+        https: bool = True,
+        funnel: bool = True,
     ) -> None:
         apply_quiet_environment()
         config = json.dumps(
@@ -79,6 +129,8 @@ class LocalTailnet:
                 "interactive": interactive,
                 "magicdns_domain": magicdns_domain,
                 "app_capabilities": {name: list(values) for name, values in (app_capabilities or {}).items()},
+                "https": https,
+                "funnel": funnel,
             }
         )
         handle, url, err = ffi.new("int64_t *"), ffi.new("char[]", _URL_SIZE), ErrorBuffer()
@@ -91,11 +143,15 @@ class LocalTailnet:
         self.magicdns_domain = magicdns_domain
         """The DNS suffix of node names (``<hostname>.<magicdns_domain>``)."""
         self._state_root = tempfile.TemporaryDirectory(prefix="tailnet-local-")
+        _AcmeDirectory.claim(self)
+
+    def _acme_environment(self) -> dict[str, str]:
+        return {_ACME_KNOB: f"{self.control_url}/acme/directory"}
 
     @property
     def environ(self) -> dict[str, str]:
         """Environment for a child process whose ``tailnet.Server()`` should join this tailnet."""
-        env = {**QUIET_ENVIRONMENT, "TS_CONTROL_URL": self.control_url}
+        env = {**QUIET_ENVIRONMENT, **self._acme_environment(), "TS_CONTROL_URL": self.control_url}
         if self._authkey:
             env["TS_AUTHKEY"] = self._authkey
         return env
@@ -126,6 +182,39 @@ class LocalTailnet:
             lib().tailnet_localnet_complete_auth(self._live(), url.encode(), err.buf, err.size), err.message()
         )
 
+    @property
+    def ca_pem(self) -> str:
+        """The PEM certificate of this tailnet's CA, which :meth:`install_certificate` signs with.
+
+        Trust it in TLS clients: ``ssl.create_default_context(cadata=net.ca_pem)``.
+        """
+        buf, err = ffi.new("char[]", _CA_SIZE), ErrorBuffer()
+        raise_for_code(
+            lib().tailnet_localnet_ca(self._live(), buf, _CA_SIZE, err.buf, err.size), err.message()
+        )
+        return str(ffi.string(buf).decode())
+
+    def install_certificate(self, server: Server | AsyncServer) -> tuple[str, ...]:
+        """Put a certificate for each of ``server``'s cert domains into its certificate cache.
+
+        The local tailnet has no ACME server; this stands in for one, so
+        that ``listen_tls`` and ``listen_funnel`` work offline. The server
+        must be up (its cert domains are known then); the certificates are
+        signed by :attr:`ca_pem` and valid for 30 days. Returns the domains.
+        """
+        domains = server.cert_domains
+        if not domains:
+            raise ConfigurationError(
+                f"{server.hostname!r} has no cert domains: bring it up first, on a tailnet with https=True"
+            )
+        for domain in domains:
+            err = ErrorBuffer()
+            code = lib().tailnet_localnet_install_cert(
+                self._live(), server.state_dir.encode(), domain.encode(), err.buf, err.size
+            )
+            raise_for_code(code, err.message())
+        return domains
+
     def _live(self) -> int:
         if self._handle is None:
             raise ClosedError("the local tailnet is closed")
@@ -134,6 +223,7 @@ class LocalTailnet:
     def close(self) -> None:
         """Stop the servers. Nodes on it lose their control connection. Idempotent."""
         if self._handle is not None:
+            _AcmeDirectory.release(self)
             lib().tailnet_localnet_close(self._handle)
             self._handle = None
             self._state_root.cleanup()
