@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +54,35 @@ def test_authkey_from_environment(
     monkeypatch.setenv("TS_AUTH_KEY", SECRET)
     with tailnet.Server("from-env", control_url=keyed_tailnet.control_url, state_dir=tmp_path) as server:
         assert server.ips
+
+
+def test_loopback_credentials_never_in_reprs_errors_or_logs(
+    local_tailnet: LocalTailnet, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="tailnet")  # before the server: its verbose log too
+    texts: list[str] = []
+    with local_tailnet.server("loopback-secrets") as server:
+        loopback = server.loopback()
+        secrets = (loopback.proxy_credential, loopback.local_api_credential)
+        api = server.local_api()
+        api.get("/localapi/v0/status")
+        texts += [repr(loopback), str(loopback), repr(api), repr(server)]
+        for wrong in (
+            dataclasses.replace(loopback, local_api_credential=secrets[0]),  # the other secret
+            dataclasses.replace(loopback, local_api_credential=secrets[1][::-1]),
+        ):
+            with pytest.raises(tailnet.LocalAPIError) as info:
+                tailnet.LocalAPIClient(server._node, wrong).get("/localapi/v0/status")
+            texts += [str(info.value), repr(info.value)]
+        # A SOCKS5 login with the LocalAPI credential: refused, and tsnet logs the attempt.
+        with socket.create_connection(loopback.address, timeout=30) as sock:
+            sock.sendall(b"\x05\x01\x02")
+            assert sock.recv(2) == b"\x05\x02"
+            password = secrets[1].encode()
+            sock.sendall(b"\x01\x05tsnet" + bytes([len(password)]) + password)
+            assert sock.recv(2) == b"\x01\x01"
+    assert caplog.records
+    texts.append(caplog.text)
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
