@@ -31,6 +31,16 @@ import (
 type serviceState struct {
 	mu   sync.Mutex
 	loop *loopbackInfo // set by the first successful Loopback
+
+	// funnel admits one tsnet ListenFunnel at a time: each rewrites the
+	// node's serve config (AllowFunnel), and concurrent rewrites conflict.
+	funnelOnce sync.Once
+	funnel     chan struct{}
+}
+
+func (st *serviceState) funnelSlot() chan struct{} {
+	st.funnelOnce.Do(func() { st.funnel = make(chan struct{}, 1) })
+	return st.funnel
 }
 
 // loopbackInfo is what tsnet.Server.Loopback returns. The credentials are
@@ -209,7 +219,7 @@ func (s *server) listenFunnel(ctx context.Context, addr string, port uint16, fun
 // already (upStatus), so that wait normally returns at once; if the node
 // stopped meanwhile, the call is left to finish on its own goroutine (it
 // ends when tsnet closes, and closes any listener it made) so that our
-// close never waits for it.
+// close never waits for it. Calls are serialised per server (funnelSlot).
 func (s *server) tsnetListenFunnel(ctx context.Context, addr string, funnelOnly bool) (net.Listener, error) {
 	opts := []tsnet.FunnelOption{tsnet.FunnelTLSConfig(s.tlsConfig())}
 	if funnelOnly {
@@ -219,8 +229,15 @@ func (s *server) tsnetListenFunnel(ctx context.Context, addr string, funnelOnly 
 		ln  net.Listener
 		err error
 	}
+	slot := s.svc.funnelSlot()
+	select {
+	case slot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, s.ctxErr(ctx, ctx.Err())
+	}
 	done := make(chan result, 1)
 	go func() {
+		defer func() { <-slot }()
 		ln, err := s.ts.ListenFunnel("tcp", addr, opts...)
 		done <- result{ln, err}
 	}()

@@ -248,6 +248,35 @@ def test_listen_funnel_also_serves_the_tailnet(pair: Pair, local_tailnet: LocalT
     assert not (api.get("/localapi/v0/serve-config") or {}).get("AllowFunnel")
 
 
+def test_concurrent_funnel_listeners_all_get_their_permission(
+    pair: Pair, local_tailnet: LocalTailnet
+) -> None:
+    _, b = pair
+    (domain,) = local_tailnet.install_certificate(b)
+    ports = (443, 8443, 10000)
+    listeners: list[tailnet.Listener] = []
+    errors: list[BaseException] = []
+
+    def listen(port: int) -> None:
+        try:
+            listeners.append(b.listen_funnel("tcp", f":{port}", funnel_only=True, timeout=60))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=listen, args=(port,)) for port in ports]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    try:
+        assert errors == []
+        allowed = b.local_api().get("/localapi/v0/serve-config")["AllowFunnel"]
+        assert allowed == {f"{domain}:{port}": True for port in ports}
+    finally:
+        for listener in listeners:
+            listener.close()
+
+
 def test_funnel_only_refuses_tailnet_peers(pair: Pair, local_tailnet: LocalTailnet) -> None:
     a, b = pair
     local_tailnet.install_certificate(b)
