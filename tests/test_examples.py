@@ -36,3 +36,9 @@ def test_allowlist() -> None:
     assert lines["alice"].endswith("calling from alice"), out
     assert lines["mallory"].startswith("sorry user-"), out
     assert lines["mallory"].endswith("you are not on the list"), out
+
+
+def test_https_service() -> None:
+    out = run(str(EXAMPLES / "https_service.py"))
+    assert "https://web.tailnet.test/hello -> 'hello 100." in out
+    assert "LocalAPI: web.tailnet.test. is Running" in out
