@@ -72,6 +72,9 @@ def test_loopback_describes_itself_without_secrets(pair: Pair) -> None:
 def test_socks5_reaches_a_peers_listener(pair: Pair, echo: EchoServer) -> None:
     a, b = pair
     loopback = a.loopback()
+    # tsnet's proxy gives each CONNECT 5 s: set the path to b up first, as a
+    # fresh pair of nodes can take longer than that on a loaded machine.
+    a.dial("tcp", f"{b.hostname}:7", timeout=30).close()
     for host in (b.hostname, str(b.ips[0])):
         with socks5_connect(loopback, host, 7) as sock:
             sock.sendall(b"through the proxy")

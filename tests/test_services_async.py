@@ -100,7 +100,21 @@ async def test_loopback_and_local_api(nodes: AsyncPair) -> None:
 async def test_socks5_through_the_async_loopback(nodes: AsyncPair) -> None:
     a, b = nodes
     loopback = await a.loopback()
-    async with await b.listen("tcp", ":7") as listener, await anyio.connect_tcp(*loopback.address) as proxy:
+    async with await b.listen("tcp", ":7") as listener:
+        # tsnet's proxy gives each CONNECT 5 s: set the path to b up first, as a
+        # fresh pair of nodes can take longer than that on a loaded machine.
+        async with await a.dial("tcp", f"{b.hostname}:7", timeout=30), await listener.accept():
+            pass
+        await _socks5_echo(a, b, loopback, listener)
+
+
+async def _socks5_echo(
+    a: tailnet.AsyncServer,
+    b: tailnet.AsyncServer,
+    loopback: tailnet.Loopback,
+    listener: tailnet.AsyncListener,
+) -> None:
+    async with await anyio.connect_tcp(*loopback.address) as proxy:
         replies = BufferedByteReceiveStream(proxy)
         user, secret = loopback.proxy_username.encode(), loopback.proxy_credential.encode()
         await proxy.send(b"\x05\x01\x02")
