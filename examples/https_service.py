@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -25,6 +26,15 @@ def serve_once(listener: tailnet.Listener) -> None:
         body = f"hello {peer[0]}, you asked for {path}\n".encode()
         head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         conn.sendall(head.encode() + body)
+
+
+def wait_until_known(node: tailnet.Server, peer: tailnet.Server, timeout: float = 30) -> None:
+    """Network maps spread asynchronously: a peer's name resolves once it is listed."""
+    deadline = time.monotonic() + timeout
+    while node.status().peer(peer.hostname) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{node.hostname} does not know {peer.hostname} yet")
+        time.sleep(0.05)
 
 
 def main() -> None:

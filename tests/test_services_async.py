@@ -13,7 +13,7 @@ import pytest
 from anyio.abc import SocketAttribute
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSStream
-from conftest import eventually, go_counter, open_fds
+from conftest import aknows, eventually, go_counter, open_fds
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -34,6 +34,8 @@ async def nodes(
 ) -> AsyncIterator[AsyncPair]:
     base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
     async with local_tailnet.async_server(f"{base}-a") as a, local_tailnet.async_server(f"{base}-b") as b:
+        await aknows(a, b)
+        await aknows(b, a)
         yield a, b
 
 
