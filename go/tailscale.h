@@ -319,6 +319,14 @@ int tailnet_localnet_start(const char *config, int64_t *localnet,
 int tailnet_localnet_complete_auth(int64_t localnet, const char *url,
                                    char *errbuf, size_t errlen);
 
+/*
+ * Writes the DERP map the control server gives its nodes (tailcfg.DERPMap
+ * JSON: one region, this tailnet's DERP relay and STUN server) into out.
+ * TAILNET_ERR_INVALID, writing nothing, if outlen cannot hold all of it.
+ */
+int tailnet_localnet_derp_map(int64_t localnet, char *out, size_t outlen,
+                              char *errbuf, size_t errlen);
+
 /* Stops the local tailnet and releases its handle. */
 int tailnet_localnet_close(int64_t localnet);
 

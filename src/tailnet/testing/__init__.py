@@ -38,6 +38,7 @@ QUIET_ENVIRONMENT = {"TS_NO_LOGS_NO_SUPPORT": "true", "TS_DISABLE_PORTMAPPER": "
 
 _URL_SIZE = 256
 _CA_SIZE = 8192
+_DERP_MAP_SIZE = 4096
 
 
 def apply_quiet_environment() -> None:
@@ -174,6 +175,20 @@ class LocalTailnet:
         if "state_dir" not in options:
             options["state_dir"] = tempfile.mkdtemp(prefix=f"{hostname}-", dir=self._state_root.name)
         return options
+
+    @property
+    def derp_map(self) -> dict[str, Any]:
+        """The DERP map this tailnet's nodes get (``tailcfg.DERPMap`` as JSON data).
+
+        Its one region is this tailnet's DERP relay (self-signed, marked
+        ``InsecureForTests``) and STUN server: give it to another control
+        server, such as headscale (``derp.paths``), to run that one offline.
+        """
+        out, err = ffi.new("char[]", _DERP_MAP_SIZE), ErrorBuffer()
+        code = lib().tailnet_localnet_derp_map(self._live(), out, _DERP_MAP_SIZE, err.buf, err.size)
+        raise_for_code(code, err.message())
+        derp_map: dict[str, Any] = json.loads(ffi.string(out).decode())
+        return derp_map
 
     def complete_login(self, url: str) -> None:
         """Approve the interactive login a node is waiting on at ``url``."""
