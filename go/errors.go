@@ -77,8 +77,10 @@ func classify(err error) int {
 	case strings.Contains(msg, "address already in use"), strings.Contains(msg, "port is in use"),
 		strings.Contains(msg, "listener already open"):
 		return codeAddrInUse
-	case strings.Contains(msg, "invalid authkey"), strings.Contains(msg, "invalid key"),
+	case strings.Contains(msg, "authkey"), strings.Contains(msg, "invalid key"),
 		strings.Contains(msg, "auth key"):
+		// headscale says "invalid authkey", "authkey expired", "authkey
+		// already used", "invalid pre auth key".
 		return codeAuth
 	case strings.Contains(msg, "no such host"), strings.Contains(msg, "unknown host"),
 		strings.Contains(msg, "no route"), strings.Contains(msg, "unreachable"):

@@ -9,6 +9,8 @@ reaches the point the test waits for.
     python node_process.py block-up HOSTNAME STATE_DIR   Ctrl-C target: up() forever
     python node_process.py block-accept HOSTNAME STATE_DIR
     python node_process.py block-dial HOSTNAME STATE_DIR ADDRESS
+    python node_process.py send HOSTNAME STATE_DIR ADDRESS TEXT   print what an echo at ADDRESS returns
+    python node_process.py try-up HOSTNAME STATE_DIR SECONDS      print "up" or the exception's class name
 """
 
 from __future__ import annotations
@@ -19,13 +21,24 @@ import sys
 import tailnet
 
 
+def try_up(server: tailnet.Server, timeout: float) -> str:
+    try:
+        server.up(timeout=timeout)
+    except tailnet.TailnetError as exc:
+        return type(exc).__name__
+    return "up"
+
+
 def main(mode: str, hostname: str, state_dir: str, *rest: str) -> None:
     server = tailnet.Server(hostname, state_dir=state_dir, ephemeral=True)
     try:
         if mode == "block-up":
             print("blocking", flush=True)
             server.up()
-        server.up(timeout=60)
+        if mode == "try-up":
+            print(try_up(server, float(rest[0])), flush=True)
+        else:
+            server.up(timeout=60)
         if mode == "echo":
             with server.listen("tcp", ":7") as listener:
                 print("ready", flush=True)
@@ -38,6 +51,11 @@ def main(mode: str, hostname: str, state_dir: str, *rest: str) -> None:
                 # yet delivered (as Go's tsnet.Server.Close does): stay up
                 # until the test says it has everything.
                 sys.stdin.readline()
+        elif mode == "send":
+            with server.dial("tcp", rest[0], timeout=60) as conn:
+                conn.sendall(rest[1].encode())
+                conn.shutdown(socket.SHUT_WR)
+                print(conn.makefile().read(), flush=True)
         elif mode == "block-accept":
             listener = server.listen("tcp", ":7")
             print("blocking", flush=True)
