@@ -231,3 +231,10 @@ def test_a_node_that_does_not_trust_the_ca_cannot_log_in(
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_the_binary_is_the_pinned_release(headscale_bin: Path) -> None:
+    printed = subprocess.run(
+        [str(headscale_bin), "version"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert f"headscale version {gotools.HEADSCALE_VERSION}\n" in printed.stdout

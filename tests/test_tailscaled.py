@@ -241,3 +241,18 @@ def test_tailscaled_sends_nothing_off_the_machine(
         finally:
             quiet.close()
         assert stray_packets(capture) == []
+
+
+def test_the_binaries_are_the_pinned_release(tailscale_bin: Path) -> None:
+    version = gotools.tailscale_tools().version
+    go = gotools.go_binary()
+    assert go is not None
+    for name in ("tailscaled", "tailscale"):
+        info = subprocess.run(
+            [go, "version", "-m", str(tailscale_bin / name)], capture_output=True, text=True, check=True
+        )
+        assert f"\tmod\ttailscale.com\t{version}\t" in info.stdout, info.stdout[:500]
+    printed = subprocess.run(
+        [str(tailscale_bin / "tailscale"), "version"], capture_output=True, text=True, check=True
+    )
+    assert printed.stdout.startswith(version.removeprefix("v"))
