@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 
 import tailnet
 
@@ -27,6 +28,12 @@ def try_up(server: tailnet.Server, timeout: float) -> str:
     except tailnet.TailnetError as exc:
         return type(exc).__name__
     return "up"
+
+
+def has_relay(server: tailnet.Server, peer: str) -> bool:
+    """Whether the map lists the peer with its DERP home (headscale sends that a little later)."""
+    status = server.status().peer(peer)
+    return status is not None and status.derp_region is not None
 
 
 def main(mode: str, hostname: str, state_dir: str, *rest: str) -> None:
@@ -52,6 +59,10 @@ def main(mode: str, hostname: str, state_dir: str, *rest: str) -> None:
                 # until the test says it has everything.
                 sys.stdin.readline()
         elif mode == "send":
+            peer = rest[0].rsplit(":", 1)[0]
+            deadline = time.monotonic() + 30  # until the map lists the peer, its name does not resolve
+            while not has_relay(server, peer) and time.monotonic() < deadline:
+                time.sleep(0.05)
             with server.dial("tcp", rest[0], timeout=60) as conn:
                 conn.sendall(rest[1].encode())
                 conn.shutdown(socket.SHUT_WR)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import gotools
 import pytest
-from conftest import EchoServer, assert_echoes_intact
+from conftest import EchoServer, assert_echoes_intact, eventually
 from headscale import Headscale
 
 import tailnet
@@ -56,6 +56,20 @@ def headscale_node(headscale: Headscale, hostname: str, key: str, state_root: Pa
     )
 
 
+def reachable(node: tailnet.Server, peer: tailnet.Server) -> None:
+    """Wait until ``node``'s map lists ``peer`` with its DERP home.
+
+    headscale lists a new peer before it relays where the peer can be
+    reached; a connection started in between waits for TCP retransmits.
+    """
+
+    def ready() -> bool:
+        status = node.status().peer(peer.hostname)
+        return status is not None and status.derp_region is not None
+
+    eventually(ready, timeout=30)
+
+
 @pytest.fixture
 def hs_node(headscale: Headscale, authkey: str, tmp_path: Path) -> Iterator[Callable[..., tailnet.Server]]:
     """Make nodes that are up on headscale; they close after the test."""
@@ -81,6 +95,8 @@ def hs_pair(
         headscale_node(headscale, "hs-client", authkey, state) as client,
         headscale_node(headscale, "hs-server", authkey, state) as server,
     ):
+        reachable(client, server)
+        reachable(server, client)
         echo = EchoServer(server.listen("tcp", ":7"))
         try:
             yield client, server, echo

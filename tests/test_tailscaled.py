@@ -20,7 +20,7 @@ from pathlib import Path
 
 import gotools
 import pytest
-from conftest import assert_echoes_intact, sha256
+from conftest import assert_echoes_intact, eventually, sha256
 from tailscaled import Tailscaled, poll
 from test_quiet import ETH_P_ALL, in_test_netns, stray_packets
 
@@ -64,9 +64,15 @@ def daemon(
     try:
         daemon.up(interop_net.control_url, AUTHKEY, "tsd-interop")
         daemon.wait_for_peer(str(py_node.ips[0]))
+        knows_daemon(py_node, daemon)
         yield daemon
     finally:
         daemon.close()
+
+
+def knows_daemon(node: tailnet.Server, daemon: Tailscaled) -> None:
+    """Wait until ``node``'s map lists the daemon (until then its name does not resolve)."""
+    eventually(lambda: node.status().peer(daemon.hostname) is not None, timeout=30)
 
 
 def recv_exactly(sock: socket.socket, size: int) -> bytes:
@@ -85,6 +91,15 @@ def test_tailscaled_logs_in_with_the_auth_key(daemon: Tailscaled, py_node: tailn
     peer = daemon.wait_for_peer(str(py_node.ips[0]))
     assert peer["HostName"] == "py-interop"
     assert str(py_node.ips[1]) in peer["TailscaleIPs"]
+
+
+def test_a_tailnet_node_sees_the_tailscaled_node(daemon: Tailscaled, py_node: tailnet.Server) -> None:
+    peer = py_node.status().peer(daemon.hostname)
+    assert peer is not None
+    assert [str(ip) for ip in peer.ips] == daemon.ips
+    identity = py_node.whois(daemon.ips[0])
+    assert identity.node.hostname == "tsd-interop"
+    assert identity.node.os == "linux"
 
 
 def test_tailscaled_accepts_the_local_derp_certificate(daemon: Tailscaled) -> None:
@@ -231,6 +246,7 @@ def test_tailscaled_sends_nothing_off_the_machine(
         try:
             quiet.up(interop_net.control_url, AUTHKEY, "tsd-quiet")
             quiet.wait_for_peer(str(py_node.ips[0]))
+            knows_daemon(py_node, quiet)
             NcExchange(quiet, py_node, 4243, 1 << 10).check(quiet.ips[0])
             echo = LoopbackEcho()
             try:
