@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -12,7 +13,7 @@ import (
 // checkDial validates dial arguments before any goroutine is started, so
 // bad input fails fast and with a precise message.
 func checkDial(network, addr string) error {
-	if err := checkNetwork("dial", network); err != nil {
+	if err := checkNetwork("dial", network, "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"); err != nil {
 		return err
 	}
 	host, port, err := net.SplitHostPort(addr)
@@ -27,25 +28,45 @@ func checkDial(network, addr string) error {
 
 // checkListen validates listen arguments: ":port" or "ip:port".
 func checkListen(network, addr string) error {
-	if err := checkNetwork("listen", network); err != nil {
+	if isPacketNetwork(network) {
+		return errorf(codeInvalid, "listen: network %q is for datagrams: use listen_packet", network)
+	}
+	if err := checkNetwork("listen", network, "tcp", "tcp4", "tcp6"); err != nil {
 		return err
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return errorf(codeInvalid, "listen: address %q must be :port or ip:port", addr)
-	}
-	if host != "" && net.ParseIP(host) == nil {
-		return errorf(codeInvalid, "listen: host in %q must be empty or an IP address", addr)
-	}
-	return checkPort("listen", port, true)
+	return checkListenAddr("listen", addr)
 }
 
-func checkNetwork(verb, network string) error {
-	switch network {
-	case "tcp", "tcp4", "tcp6":
+// checkListenPacket validates listen_packet arguments: ":port" or "ip:port".
+func checkListenPacket(network, addr string) error {
+	if err := checkNetwork("listen_packet", network, "udp", "udp4", "udp6"); err != nil {
+		return err
+	}
+	return checkListenAddr("listen_packet", addr)
+}
+
+func checkListenAddr(verb, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errorf(codeInvalid, "%s: address %q must be :port or ip:port", verb, addr)
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		return errorf(codeInvalid, "%s: host in %q must be empty or an IP address", verb, addr)
+	}
+	return checkPort(verb, port, true)
+}
+
+// checkNetwork accepts only the networks listed.
+func checkNetwork(verb, network string, allowed ...string) error {
+	if slices.Contains(allowed, network) {
 		return nil
 	}
-	return errorf(codeInvalid, "%s: network must be tcp, tcp4 or tcp6, not %q", verb, network)
+	return errorf(codeInvalid, "%s: network must be %s, not %q", verb, strings.Join(allowed, ", "), network)
+}
+
+// isPacketNetwork reports whether network is a datagram (UDP) network.
+func isPacketNetwork(network string) bool {
+	return network == "udp" || network == "udp4" || network == "udp6"
 }
 
 func checkPort(verb, port string, zeroOK bool) error {
@@ -67,6 +88,8 @@ func debugCounter(name string) (int64, error) {
 		return liveHandles(), nil
 	case "stuck_closes":
 		return stuckCloses.Load(), nil
+	case "dropped_datagrams":
+		return droppedDatagrams.Load(), nil
 	}
 	return 0, errorf(codeInvalid, "unknown counter %q", name)
 }

@@ -167,7 +167,8 @@ func (s *server) ctxErr(ctx context.Context, err error) error {
 	return err
 }
 
-// dial connects to addr on the tailnet and bridges the connection.
+// dial connects to addr on the tailnet and bridges the connection (a
+// stream for TCP, a datagram socket for UDP: packet.go).
 func (s *server) dial(ctx context.Context, network, addr string) opResult {
 	if err := s.start(); err != nil {
 		return opResult{fd: -1, err: err}
@@ -181,7 +182,12 @@ func (s *server) dial(ctx context.Context, network, addr string) opResult {
 		c.Close()
 		return opResult{fd: -1, err: err}
 	}
-	fd, err := s.bridge(c, text)
+	var fd int
+	if isPacketNetwork(network) {
+		fd, err = s.bridgeDatagrams(c)
+	} else {
+		fd, err = s.bridge(c, text)
+	}
 	if err != nil {
 		return opResult{fd: -1, err: err}
 	}

@@ -16,6 +16,11 @@
  *     connection arrives as one message: the text "REMOTE LOCAL" (two
  *     ip:port addresses, IPv6 in brackets) with the connection descriptor
  *     attached as SCM_RIGHTS. Closing the descriptor closes the listener.
+ *   - A UDP socket is an AF_UNIX SOCK_SEQPACKET descriptor too: one
+ *     message is one datagram, in both directions, so boundaries are kept.
+ *     A connected one (tailnet_dial "udp") carries bare payloads; a packet
+ *     socket (tailnet_listen_packet) prefixes each message with an address
+ *     header (see tailnet_listen_packet). Closing the descriptor closes it.
  *   - Blocking work (up, dial) is an operation: the call returns at once
  *     with an operation handle and a wait descriptor that becomes readable
  *     when the operation has finished. Then call tailnet_op_result, then
@@ -60,6 +65,19 @@ extern "C" {
 #define TAILNET_ERR_NO_CERT     -20 /* no TLS certificate for this node */
 #define TAILNET_ERR_NO_FUNNEL   -21 /* the tailnet does not allow Funnel here */
 #define TAILNET_ERR_INTERNAL    -99 /* a bug: please report it */
+
+/*
+ * UDP payload limits. Over IPv4 up to TAILNET_MAX_DATAGRAM bytes (the
+ * IPv4 UDP maximum; above 1252 bytes the datagram is IP-fragmented to the
+ * tailnet MTU of 1280). Over IPv6 up to TAILNET_MAX_DATAGRAM6 bytes, what
+ * fits the MTU: Tailscale v1.102.5's netstack loses every fragmented IPv6
+ * packet it receives, so a larger one would vanish. A received datagram
+ * is never longer than TAILNET_MAX_DATAGRAM.
+ */
+#define TAILNET_MAX_DATAGRAM     65507
+#define TAILNET_MAX_DATAGRAM6    1232
+/* Longest address header of a packet socket message (IPv6: 1 + 16 + 2). */
+#define TAILNET_MAX_DGRAM_HEADER 19
 
 /* ---- Servers ---------------------------------------------------------- */
 
@@ -123,9 +141,19 @@ int tailnet_free(int64_t server);
 
 /*
  * Dials addr ("host:port"; host a tailnet IP or MagicDNS name) as an
- * operation. network: "tcp", "tcp4" or "tcp6". timeout_ms < 0: none.
- * On success tailnet_op_result gives the connection descriptor and the
- * text "REMOTE LOCAL".
+ * operation. network: "tcp", "tcp4", "tcp6", or "udp", "udp4", "udp6".
+ * timeout_ms < 0: none. On success tailnet_op_result gives the connection
+ * descriptor and the text "REMOTE LOCAL".
+ *
+ * For UDP the descriptor is a connected datagram socket (SOCK_SEQPACKET):
+ * each message written is one datagram to the peer, each message read is
+ * one datagram from it. Too long a datagram (see TAILNET_MAX_DATAGRAM) is
+ * dropped, logged and counted in "dropped_datagrams". Empty datagrams pass
+ * both ways, so a read of zero bytes may be one. To tell end-of-file (the
+ * server closed) apart, the descriptor comes with SO_PASSCRED set: read
+ * with recvmsg, and every datagram has an SCM_CREDENTIALS message,
+ * end-of-file none.
+ * UDP has no handshake: the dial succeeds whether or not the peer listens.
  */
 int tailnet_dial(int64_t server, const char *network, const char *addr,
                  int64_t timeout_ms, int64_t *op, int *wait_fd,
@@ -192,6 +220,44 @@ int tailnet_loopback(int64_t server, char *addr, size_t addrlen,
                      char *proxy_cred, size_t proxy_len,
                      char *api_cred, size_t api_len,
                      char *errbuf, size_t errlen);
+
+/* ---- Datagrams (UDP) -------------------------------------------------- */
+
+/*
+ * Opens a UDP socket on addr: "ip:port" binds that IP, normally a tailnet
+ * IP of this node (as in tsnet, other IPv4 addresses routed to the node,
+ * e.g. by a subnet route, can be bound too); ":port" (or an unspecified
+ * IP) binds every tailnet IP of the node in network's families, on one
+ * port: "udp" both IPv4 and IPv6, "udp4" or "udp6" one. ":port" needs the
+ * node's IPs, so the node must be up.
+ * Port 0 picks one. *sock receives a handle, *fd the caller-owned
+ * SOCK_SEQPACKET descriptor, and bound (if not NULL) the bound addresses,
+ * "ip:port" separated by commas (IPv4 first, IPv6 in brackets).
+ *
+ * Each message on fd is one datagram, prefixed with an address header:
+ *   byte 0       n: 4 (IPv4) or 16 (IPv6)
+ *   bytes 1..n   the IP address, network byte order
+ *   2 bytes      the port, big-endian
+ *   the rest     the payload (may be empty; limits above)
+ * Messages read carry the datagram's source; messages written carry its
+ * destination, which must be of a family the socket has bound. A message
+ * that cannot be sent (too long, bad header, no address of that family,
+ * refused by the network stack) is dropped, logged and counted in the
+ * "dropped_datagrams" counter: check before sending. A read of zero bytes
+ * is end-of-file (the socket or its server was closed). Like any UDP
+ * socket, datagrams arriving faster than the caller reads are dropped
+ * once the buffers are full.
+ */
+int tailnet_listen_packet(int64_t server, const char *network, const char *addr,
+                          int64_t *sock, int *fd, char *bound, size_t boundlen,
+                          char *errbuf, size_t errlen);
+
+/*
+ * Closes the UDP socket (its ports are free when this returns; the
+ * caller's fd then reads end-of-file) and releases the handle. The caller
+ * closes its fd.
+ */
+int tailnet_packet_close(int64_t sock);
 
 /* ---- Operations ------------------------------------------------------- */
 
@@ -286,7 +352,8 @@ int tailnet_setenv(const char *key, const char *value,
 /*
  * Reads a counter: "goroutines", "ops" (live operations), "handles",
  * "stuck_closes" (tailnet_close calls that returned before tsnet's own
- * shutdown finished: see docs/architecture.md).
+ * shutdown finished: see docs/architecture.md), "dropped_datagrams" (UDP
+ * messages the library could not send).
  */
 int tailnet_debug_counter(const char *name, int64_t *value);
 
