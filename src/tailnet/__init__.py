@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from ._addresses import Address, IPAddress
 from ._async import AsyncListener, AsyncServer
+from ._datagram import MAX_DATAGRAM, MAX_DATAGRAM6
+from ._datagram_async import AsyncConnectedDatagramSocket, AsyncDatagramSocket
+from ._datagram_sync import DatagramSocket, TailnetDatagramSocket
 from ._exceptions import (
     AddressInUseError,
     AuthenticationError,
@@ -21,6 +24,7 @@ from ._exceptions import (
     ClosedError,
     ConfigurationError,
     ConnectionRefused,
+    DatagramTooLarge,
     ForkedProcessError,
     FunnelUnavailableError,
     HostUnreachable,
@@ -57,8 +61,12 @@ from ._sync import Listener, Server
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAX_DATAGRAM",
+    "MAX_DATAGRAM6",
     "Address",
     "AddressInUseError",
+    "AsyncConnectedDatagramSocket",
+    "AsyncDatagramSocket",
     "AsyncListener",
     "AsyncLocalAPIClient",
     "AsyncServer",
@@ -71,6 +79,8 @@ __all__ = [
     "ConfigurationError",
     "ConnectionPath",
     "ConnectionRefused",
+    "DatagramSocket",
+    "DatagramTooLarge",
     "ForkedProcessError",
     "FunnelUnavailableError",
     "HostUnreachable",
@@ -92,6 +102,7 @@ __all__ = [
     "Server",
     "StateChanged",
     "Status",
+    "TailnetDatagramSocket",
     "TailnetError",
     "TailnetSocket",
     "TailnetStream",

@@ -20,7 +20,7 @@ import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import anyio
 import anyio.abc
@@ -28,6 +28,8 @@ from anyio.abc import SocketAttribute
 
 from ._base import ServerBase
 from ._core import Connection, ListenerCore, Operation
+from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
+from ._datagram_async import AsyncConnectedDatagramSocket, AsyncDatagramSocket
 from ._exceptions import ClosedError
 from ._localapi import AsyncLocalAPIClient
 from ._node_async import AsyncNodeInfoMethods, up_with_events
@@ -145,20 +147,41 @@ class AsyncServer(ServerBase, AsyncNodeInfoMethods):
             await up_with_events(self._node, timeout, on_event)
         return self
 
+    @overload
+    async def dial(
+        self, network: StreamNetwork, address: str | tuple[str, int], timeout: float | None = None
+    ) -> TailnetStream: ...
+    @overload
+    async def dial(
+        self, network: DatagramNetwork, address: str | tuple[str, int], timeout: float | None = None
+    ) -> AsyncConnectedDatagramSocket: ...
+    @overload
     async def dial(
         self, network: str, address: str | tuple[str, int], timeout: float | None = None
-    ) -> TailnetStream:
+    ) -> TailnetStream | AsyncConnectedDatagramSocket: ...
+    async def dial(
+        self, network: str, address: str | tuple[str, int], timeout: float | None = None
+    ) -> TailnetStream | AsyncConnectedDatagramSocket:
         """Connect to ``address`` ("host:port" or (host, port)) on the tailnet.
 
-        Returns an :class:`anyio.abc.SocketStream`. Cancellable; a
-        connection completing after cancellation is closed, never leaked.
+        TCP gives an :class:`anyio.abc.SocketStream`, UDP (``"udp"``,
+        ``"udp4"``, ``"udp6"``) an :class:`anyio.abc.ConnectedUDPSocket`.
+        Cancellable; a connection completing after cancellation is closed,
+        never leaked.
         """
         fd, text = await _finish(self._node.begin_dial(network, address, timeout))
-        return _stream(Connection.parse(fd, text))
+        conn = Connection.parse(fd, text)
+        if is_datagram_network(network):
+            return AsyncConnectedDatagramSocket(conn.fd, conn.remote, conn.local)
+        return _stream(conn)
 
     async def listen(self, network: str, address: str | tuple[str, int]) -> AsyncListener:
         """Listen for tailnet connections on ``address`` (":port" or "ip:port")."""
         return AsyncListener(await _shielded_in_thread(self._node.listen, network, address))
+
+    async def listen_packet(self, network: str, address: str | tuple[str, int]) -> AsyncDatagramSocket:
+        """Open a UDP socket on ``address`` ("ip:port" or ":port"); an :class:`anyio.abc.UDPSocket`."""
+        return AsyncDatagramSocket(await _shielded_in_thread(self._node.listen_packet, network, address))
 
     async def listen_tls(
         self, network: str, address: str | tuple[str, int], timeout: float | None = None

@@ -20,6 +20,7 @@ from typing import Any
 
 from ._addresses import Address, IPAddress, format_address, parse_address_pair, parse_ips
 from ._config import ServerConfig, claim_state_dir, release_state_dir
+from ._datagram import PacketCore
 from ._errors import ErrorBuffer, raise_for_code
 from ._exceptions import ClosedError, ConfigurationError, InternalError
 from ._library import ffi, lib
@@ -252,6 +253,24 @@ class Node:
             lib().tailnet_listen, self._handle, network.encode(), addr.encode(), handle, fd, bound, _TEXT_SIZE
         )
         return ListenerCore(handle[0], fd[0], ffi.string(bound).decode())
+
+    def listen_packet(self, network: str, address: str | tuple[str, int]) -> PacketCore:
+        """Open a UDP socket on the node: ":port" or "ip:port"."""
+        self._check_open()
+        network = _check_network(network)
+        addr = format_address(address)
+        handle, fd, bound = ffi.new("int64_t *"), ffi.new("int *"), ffi.new("char[]", _TEXT_SIZE)
+        _call(
+            lib().tailnet_listen_packet,
+            self._handle,
+            network.encode(),
+            addr.encode(),
+            handle,
+            fd,
+            bound,
+            _TEXT_SIZE,
+        )
+        return PacketCore(handle[0], fd[0], ffi.string(bound).decode())
 
     def ips(self) -> tuple[IPAddress, ...]:
         """The node's tailnet addresses (empty before it has joined)."""

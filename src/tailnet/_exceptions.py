@@ -17,6 +17,7 @@ __all__ = [
     "ClosedError",
     "ConfigurationError",
     "ConnectionRefused",
+    "DatagramTooLarge",
     "ForkedProcessError",
     "FunnelUnavailableError",
     "HostUnreachable",
@@ -74,6 +75,13 @@ class AddressInUseError(TailnetError, OSError):
 
     def __init__(self, message: str) -> None:
         super().__init__(errno.EADDRINUSE, message)
+
+
+class DatagramTooLarge(TailnetError, OSError):
+    """A UDP datagram is longer than the tailnet can carry (the message gives the limit)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EMSGSIZE, message)
 
 
 class AuthenticationError(TailnetError, PermissionError):

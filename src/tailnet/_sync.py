@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
+from typing import overload
 
 from ._addresses import Address
 from ._base import ServerBase
 from ._core import Connection, ListenerCore, Operation, timeout_ms
+from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
+from ._datagram_sync import DatagramSocket, TailnetDatagramSocket
 from ._exceptions import ClosedError
 from ._localapi import LocalAPIClient
 from ._node_info import WatchEvent
@@ -123,19 +126,45 @@ class Server(ServerBase, NodeInfoMethods):
             up_with_events(self._node, timeout, on_event)
         return self
 
+    @overload
+    def dial(
+        self, network: StreamNetwork, address: str | tuple[str, int], timeout: float | None = None
+    ) -> TailnetSocket: ...
+    @overload
+    def dial(
+        self, network: DatagramNetwork, address: str | tuple[str, int], timeout: float | None = None
+    ) -> TailnetDatagramSocket: ...
+    @overload
     def dial(
         self, network: str, address: str | tuple[str, int], timeout: float | None = None
-    ) -> TailnetSocket:
+    ) -> TailnetSocket | TailnetDatagramSocket: ...
+    def dial(
+        self, network: str, address: str | tuple[str, int], timeout: float | None = None
+    ) -> TailnetSocket | TailnetDatagramSocket:
         """Connect to ``address`` ("host:port" or (host, port)) on the tailnet.
 
         ``host`` is a tailnet IP or MagicDNS name; ``network`` is ``"tcp"``,
-        ``"tcp4"`` or ``"tcp6"``. Returns a connected, blocking socket.
+        ``"tcp4"`` or ``"tcp6"`` for a connected, blocking
+        :class:`TailnetSocket`, or ``"udp"``, ``"udp4"`` or ``"udp6"`` for a
+        connected :class:`TailnetDatagramSocket`.
         """
-        return _socket(Connection.parse(*_finish(self._node.begin_dial(network, address, timeout))))
+        conn = Connection.parse(*_finish(self._node.begin_dial(network, address, timeout)))
+        if is_datagram_network(network):
+            return TailnetDatagramSocket.adopt(conn.fd, conn.remote, conn.local)
+        return _socket(conn)
 
     def listen(self, network: str, address: str | tuple[str, int]) -> Listener:
         """Listen for tailnet connections on ``address`` (":port" or "ip:port")."""
         return Listener(self._node.listen(network, address))
+
+    def listen_packet(self, network: str, address: str | tuple[str, int]) -> DatagramSocket:
+        """Open a UDP socket on ``address``: "ip:port" (a tailnet IP of this node) or ":port".
+
+        ``network`` is ``"udp"``, ``"udp4"`` or ``"udp6"``. ":port" binds
+        every tailnet IP of the node in those families (so the node must be
+        up); port 0 picks one.
+        """
+        return DatagramSocket(self._node.listen_packet(network, address))
 
     def listen_tls(
         self, network: str, address: str | tuple[str, int], timeout: float | None = None
