@@ -35,8 +35,9 @@ import (
 //
 // Empty datagrams are real datagrams. To tell an empty message from
 // end-of-file, our end (and the caller's, for a connected socket) has
-// SO_PASSCRED set: the kernel then attaches credentials to every message
-// read there, so a read of zero bytes without them is end-of-file.
+// SO_PASSCRED set: Linux then attaches credentials to every message read
+// there, so a read of zero bytes without them is end-of-file
+// (packet_linux.go; elsewhere an empty datagram reads as end-of-file).
 //
 // A message we cannot send (larger than maxDatagram, a bad header, an
 // address family the socket has no address for, or refused by the network
@@ -86,7 +87,7 @@ type dgramSocket struct {
 }
 
 // newDgramSocket makes the socketpair for conns and returns the caller's
-// descriptor. It takes ownership of conns. Nothing runs until run.
+// descriptor. It takes ownership of conns. Nothing runs until startDgram.
 func newDgramSocket(conns []net.PacketConn, framed bool, logf func(string, ...any)) (*dgramSocket, int, error) {
 	d := &dgramSocket{conns: conns, framed: framed, logf: logf}
 	mine, theirs, err := socketpair(unix.SOCK_SEQPACKET)
@@ -113,22 +114,6 @@ func newDgramSocket(conns []net.PacketConn, framed bool, logf func(string, ...an
 		return nil, -1, err
 	}
 	return d, theirs, nil
-}
-
-// passCredentials sets SO_PASSCRED on our end and, for a connected socket
-// (whose messages may be empty), on the caller's too, so both can tell an
-// empty datagram from end-of-file.
-func passCredentials(mine, theirs int, both bool) error {
-	fds := []int{mine}
-	if both {
-		fds = append(fds, theirs)
-	}
-	for _, fd := range fds {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-			return fmt.Errorf("SO_PASSCRED: %w", err)
-		}
-	}
-	return nil
 }
 
 // startDgram runs a datagram socket for conns owned by s: one goroutine per
@@ -214,7 +199,7 @@ func (d *dgramSocket) toTailnet() {
 	defer recoverGoroutine("udp", d.logf, d.close)
 	defer d.close()
 	buf := make([]byte, maxHeader+readSize)
-	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+	oob := make([]byte, credentialsSpace)
 	for {
 		n, truncated, err := d.readMsg(buf, oob)
 		if err != nil { // end-of-file, or closed

@@ -150,8 +150,8 @@ int tailnet_free(int64_t server);
  * one datagram from it. Too long a datagram (see TAILNET_MAX_DATAGRAM) is
  * dropped, logged and counted in "dropped_datagrams". Empty datagrams pass
  * both ways, so a read of zero bytes may be one. To tell end-of-file (the
- * server closed) apart, the descriptor comes with SO_PASSCRED set: read
- * with recvmsg, and every datagram has an SCM_CREDENTIALS message,
+ * server closed) apart, the descriptor comes with SO_PASSCRED set (Linux):
+ * read with recvmsg, and every datagram has an SCM_CREDENTIALS message,
  * end-of-file none.
  * UDP has no handshake: the dial succeeds whether or not the peer listens.
  */

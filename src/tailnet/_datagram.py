@@ -29,19 +29,22 @@ from ._exceptions import ClosedError, ConfigurationError, DatagramTooLarge, Inte
 from ._library import lib
 
 __all__ = [
+    "CREDENTIALS_SPACE",
     "DATAGRAM_NETWORKS",
     "MAX_DATAGRAM",
     "MAX_DATAGRAM6",
     "DatagramNetwork",
     "PacketCore",
     "StreamNetwork",
+    "check_not_end",
     "check_payload",
     "decode",
     "encode",
     "family_of",
     "is_datagram_network",
     "parse_destination",
-    "receive_connected",
+    "receive_connected_nowait",
+    "send_nowait",
 ]
 
 #: Largest UDP payload over IPv4 (the IPv4 UDP maximum; above 1252 bytes
@@ -60,8 +63,9 @@ DatagramNetwork = Literal["udp", "udp4", "udp6"]
 _HEADER_MAX = 1 + 16 + 2
 _RECEIVE_SIZE = _HEADER_MAX + MAX_DATAGRAM
 _PORT = struct.Struct(">H")
-#: Room for the SCM_CREDENTIALS message (struct ucred: three 32-bit fields).
-_CREDENTIALS_SPACE = socket.CMSG_SPACE(12)
+#: Ancillary buffer for a connected socket's ``recvmsg``: room for the
+#: SCM_CREDENTIALS message (struct ucred: three 32-bit fields).
+CREDENTIALS_SPACE = socket.CMSG_SPACE(12)
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
 _SERVER_CLOSED = "the tailnet server closed this socket"
 
@@ -154,31 +158,27 @@ def decode(message: bytes) -> tuple[bytes, Address]:
     return message[1 + n + 2 :], (str(ip), port)
 
 
-def receive_connected(data: bytes, ancdata: list[tuple[int, int, bytes]]) -> bytes:
-    """A connected socket's ``recvmsg`` result as a datagram.
+def check_not_end(size: int, ancdata: list[tuple[int, int, bytes]]) -> None:
+    """Raise :class:`ClosedError` if a connected socket's ``recvmsg`` read end-of-file.
 
-    A message of zero bytes without credentials is end-of-file: the server
-    closed the socket (or it was shut down), so :class:`ClosedError`.
+    Every datagram, even an empty one, comes with credentials
+    (``SO_PASSCRED``); end-of-file, once the server has closed the socket
+    (or it was shut down), comes with nothing.
     """
-    if not data and not ancdata:
+    if not size and not ancdata:
         raise ClosedError(_SERVER_CLOSED)
-    return data
 
 
-def receive_connected_nowait(sock: socket.socket, bufsize: int = _RECEIVE_SIZE) -> bytes:
+def receive_connected_nowait(sock: socket.socket) -> bytes:
     """One datagram from a connected socket; BlockingIOError if none is queued."""
-    data, ancdata, _, _ = sock.recvmsg(bufsize, _CREDENTIALS_SPACE, socket.MSG_DONTWAIT)
-    return receive_connected(data, ancdata)
+    data, ancdata, _, _ = sock.recvmsg(_RECEIVE_SIZE, CREDENTIALS_SPACE, socket.MSG_DONTWAIT)
+    check_not_end(len(data), ancdata)
+    return data
 
 
 def send_nowait(sock: socket.socket, message: bytes | bytearray | memoryview) -> None:
     """Send one message; BlockingIOError if the socket buffer is full."""
     sock.send(message, socket.MSG_DONTWAIT | _SEND_FLAGS)
-
-
-def credentials_space() -> int:
-    """The ancillary buffer size for a connected socket's ``recvmsg``."""
-    return _CREDENTIALS_SPACE
 
 
 class PacketCore:

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from ._addresses import Address, format_address
 from ._core import timeout_ms
-from ._datagram import PacketCore, check_payload, credentials_space, receive_connected
-from ._exceptions import ClosedError
+from ._datagram import CREDENTIALS_SPACE, PacketCore, check_not_end, check_payload
+from ._exceptions import ClosedError, ConfigurationError
 from ._wait import wait_readable, wait_writable
 
 __all__ = ["DatagramSocket", "TailnetDatagramSocket"]
@@ -76,8 +76,10 @@ class DatagramSocket:
         :class:`~tailnet.ClosedError` once the socket or server is closed
         (also while waiting, e.g. when another thread closes it).
         """
-        if isinstance(bufsize, bool) or not isinstance(bufsize, int) or bufsize < 0:
-            raise TypeError(f"bufsize must be an int >= 0, not {bufsize!r}")
+        if isinstance(bufsize, bool) or not isinstance(bufsize, int):
+            raise TypeError(f"bufsize must be an int, not {type(bufsize).__name__}")
+        if bufsize < 0:
+            raise ConfigurationError(f"bufsize must be >= 0, not {bufsize}")
         data, sender = self._blocking(self._core.receive, wait_readable, "recvfrom")
         return data[:bufsize], sender
 
@@ -172,8 +174,9 @@ class TailnetDatagramSocket(socket.socket):
 
     def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         """One datagram from the peer (cut to ``bufsize``); ClosedError once the server closed."""
-        data, ancdata, _, _ = self.recvmsg(bufsize, credentials_space(), flags)
-        return receive_connected(data, ancdata)
+        data, ancdata, _, _ = self.recvmsg(bufsize, CREDENTIALS_SPACE, flags)
+        check_not_end(len(data), ancdata)
+        return data
 
     def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Address]:
         """As :meth:`recv`, with the peer's tailnet address."""
@@ -184,8 +187,8 @@ class TailnetDatagramSocket(socket.socket):
         view = memoryview(buffer).cast("B")
         if nbytes:
             view = view[:nbytes]
-        n, ancdata, _, _ = self.recvmsg_into([view], credentials_space(), flags)
-        receive_connected(b"x" if n else b"", ancdata)
+        n, ancdata, _, _ = self.recvmsg_into([view], CREDENTIALS_SPACE, flags)
+        check_not_end(n, ancdata)
         return n
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0, /) -> tuple[int, Address]:
