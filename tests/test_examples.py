@@ -42,3 +42,8 @@ def test_https_service() -> None:
     out = run(str(EXAMPLES / "https_service.py"))
     assert "https://web.tailnet.test/hello -> 'hello 100." in out
     assert "LocalAPI: web.tailnet.test. is Running" in out
+
+
+def test_udp_echo() -> None:
+    out = run(str(EXAMPLES / "udp_echo.py"))
+    assert "b'three, never merged' -> b'THREE, NEVER MERGED'" in out
