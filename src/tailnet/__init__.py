@@ -31,9 +31,11 @@ from ._exceptions import (
     InternalError,
     LibraryNotFoundError,
     LocalAPIError,
+    MissingDependencyError,
     PeerNotFound,
     TailnetError,
     TailnetTimeout,
+    UnsupportedError,
 )
 from ._localapi import AsyncLocalAPIClient, LocalAPIClient, LocalAPIResponse
 from ._node_async import AsyncWatcher
@@ -93,6 +95,7 @@ __all__ = [
     "LocalAPIResponse",
     "LoginRequired",
     "Loopback",
+    "MissingDependencyError",
     "NodeInfo",
     "PeerIdentity",
     "PeerNotFound",
@@ -107,8 +110,9 @@ __all__ = [
     "TailnetSocket",
     "TailnetStream",
     "TailnetTimeout",
+    "UnsupportedError",
     "UserProfile",
-    "WatchEvent",
     "Watcher",
+    "WatchEvent",
     "__version__",
 ]

@@ -35,6 +35,7 @@ from ._localapi import AsyncLocalAPIClient
 from ._node_async import AsyncNodeInfoMethods, up_with_events
 from ._node_info import WatchEvent
 from ._services import Loopback, begin_listen_funnel, begin_listen_tls, listener_from_result, loopback
+from ._integrations import AsyncIntegrations
 from ._stream import TailnetStream
 
 __all__ = ["AsyncListener", "AsyncServer"]
@@ -122,7 +123,7 @@ class AsyncListener(anyio.abc.Listener[TailnetStream]):
         return f"<tailnet.AsyncListener {self.address} {state}>"
 
 
-class AsyncServer(ServerBase, AsyncNodeInfoMethods):
+class AsyncServer(ServerBase, AsyncNodeInfoMethods, AsyncIntegrations):
     __doc__ = ServerBase.__doc__
 
     async def start(self) -> AsyncServer:

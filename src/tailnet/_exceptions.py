@@ -24,9 +24,11 @@ __all__ = [
     "InternalError",
     "LibraryNotFoundError",
     "LocalAPIError",
+    "MissingDependencyError",
     "PeerNotFound",
     "TailnetError",
     "TailnetTimeout",
+    "UnsupportedError",
 ]
 
 
@@ -140,3 +142,14 @@ class LibraryNotFoundError(TailnetError, ImportError):
 
 class InternalError(TailnetError, RuntimeError):
     """A bug in tailnet; please report it with the message."""
+
+
+class MissingDependencyError(TailnetError, ImportError):
+    """An optional integration needs a package that is not installed.
+
+    The message names the extra to install, e.g. ``pip install 'tailnet[httpx]'``.
+    """
+
+
+class UnsupportedError(TailnetError, NotImplementedError):
+    """The operation is not available in this setting (e.g. uvicorn under trio)."""

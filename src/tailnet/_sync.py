@@ -17,6 +17,7 @@ from ._localapi import LocalAPIClient
 from ._node_info import WatchEvent
 from ._node_sync import NodeInfoMethods, up_with_events
 from ._services import Loopback, begin_listen_funnel, begin_listen_tls, listener_from_result, loopback
+from ._integrations import SyncIntegrations
 from ._socket import TailnetSocket
 from ._wait import wait_readable
 
@@ -98,7 +99,7 @@ class Listener:
         return f"<tailnet.Listener {self.address} {state}>"
 
 
-class Server(ServerBase, NodeInfoMethods):
+class Server(ServerBase, NodeInfoMethods, SyncIntegrations):
     __doc__ = ServerBase.__doc__
 
     def start(self) -> Server:

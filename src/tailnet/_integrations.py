@@ -1,0 +1,103 @@
+"""The servers' methods for HTTP libraries: httpx clients, ASGI and WSGI apps.
+
+Mixed into :class:`~tailnet.Server` and :class:`~tailnet.AsyncServer`
+(same names, sync and async). Each imports its optional dependency only
+when called: :class:`~tailnet.MissingDependencyError` names the extra to
+install.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from ._async import AsyncServer
+    from ._sync import Server
+    from .asgi import ASGIApp, WSGIApp
+    from .httpx import AsyncHTTPTransport, HTTPTransport
+
+__all__ = ["AsyncIntegrations", "SyncIntegrations"]
+
+
+def _port(port: int) -> str:
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int, not {type(port).__name__}")
+    return f":{port}"
+
+
+class SyncIntegrations:
+    """What :class:`~tailnet.Server` offers HTTP libraries."""
+
+    def httpx_transport(self, **options: Any) -> HTTPTransport:
+        """An :class:`httpx.HTTPTransport` dialing through this node.
+
+        ``httpx.Client(transport=ts.httpx_transport())`` then reaches
+        ``http://peer-name:8080/`` by MagicDNS name or tailnet IP.
+        ``options`` are :class:`httpx.HTTPTransport`'s (``verify``,
+        ``http2``, ``limits``, ``retries``, ...). Needs ``tailnet[httpx]``.
+        """
+        from .httpx import HTTPTransport
+
+        return HTTPTransport(cast("Server", self), **options)
+
+    def serve_asgi(self, app: ASGIApp | str, port: int = 80, **options: Any) -> None:
+        """Serve an ASGI app (Starlette, FastAPI, ...) with uvicorn on tailnet ``port``; blocks.
+
+        Returns when this server closes; Ctrl-C (in the main thread) shuts
+        down gracefully, then raises KeyboardInterrupt. ``options`` are
+        :class:`uvicorn.Config`'s except ``host``/``port``. Each scope's
+        ``client`` is the peer's tailnet address, also in
+        ``scope["extensions"]["tailnet"]["peer"]`` (see :mod:`tailnet.asgi`).
+        Needs ``tailnet[asgi]``.
+        """
+        from . import asgi
+
+        listener = cast("Server", self).listen("tcp", _port(port))
+        asgi.run(listener, app, **options)
+
+    def serve_wsgi(self, app: WSGIApp, port: int = 80, *, workers: int = 10, **options: Any) -> None:
+        """Serve a WSGI app (Flask, Django, ...) on tailnet ``port``; blocks, like :meth:`serve_asgi`.
+
+        Runs on uvicorn through a2wsgi with ``workers`` threads;
+        ``environ["tailnet.peer"]`` is the peer's tailnet ``(ip, port)``.
+        Needs ``tailnet[wsgi]``.
+        """
+        from . import asgi
+
+        self.serve_asgi(asgi.from_wsgi(app, workers=workers), port, **options)
+
+
+class AsyncIntegrations:
+    """What :class:`~tailnet.AsyncServer` offers HTTP libraries."""
+
+    def httpx_transport(self, **options: Any) -> AsyncHTTPTransport:
+        """An :class:`httpx.AsyncHTTPTransport` dialing through this node (asyncio and trio).
+
+        ``httpx.AsyncClient(transport=ts.httpx_transport())``; as
+        :meth:`tailnet.Server.httpx_transport`. Needs ``tailnet[httpx]``.
+        """
+        from .httpx import AsyncHTTPTransport
+
+        return AsyncHTTPTransport(cast("AsyncServer", self), **options)
+
+    async def serve_asgi(self, app: ASGIApp | str, port: int = 80, **options: Any) -> None:
+        """Serve an ASGI app with uvicorn on tailnet ``port`` until this server closes or cancellation.
+
+        Cancelling shuts down gracefully (stop accepting, finish requests,
+        lifespan shutdown) before the cancellation goes on. uvicorn needs
+        asyncio: under trio this raises :class:`~tailnet.UnsupportedError`.
+        As :meth:`tailnet.Server.serve_asgi` otherwise. Needs ``tailnet[asgi]``.
+        """
+        from . import asgi
+
+        listener = await cast("AsyncServer", self).listen("tcp", _port(port))
+        await asgi.serve(listener, app, **options)
+
+    async def serve_wsgi(self, app: WSGIApp, port: int = 80, *, workers: int = 10, **options: Any) -> None:
+        """Serve a WSGI app on tailnet ``port``, as :meth:`serve_asgi` (a2wsgi, ``workers`` threads).
+
+        Needs ``tailnet[wsgi]``.
+        """
+        from . import asgi
+
+        await self.serve_asgi(asgi.from_wsgi(app, workers=workers), port, **options)

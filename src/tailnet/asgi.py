@@ -1,0 +1,327 @@
+"""Serve ASGI and WSGI applications on the tailnet with uvicorn.
+
+Most users call :meth:`tailnet.Server.serve_asgi` /
+:meth:`tailnet.AsyncServer.serve_asgi` (and ``serve_wsgi``); this module is
+what they run, usable directly with a listener of your own.
+
+How: uvicorn serves each connection with an :class:`asyncio.Protocol`
+(h11 or httptools, websockets). A tailnet listener is not a listening
+socket: accepted connections arrive as descriptors on a ``SOCK_SEQPACKET``
+socket, so uvicorn cannot ``accept()`` on it and ``loop.create_server``
+cannot use it. asyncio's documented way to serve a connection accepted
+elsewhere is :meth:`asyncio.loop.connect_accepted_socket`, so tailnet runs
+uvicorn's own :class:`uvicorn.Server` (lifespan, protocols, keep-alive,
+graceful shutdown, signals) and replaces only the part that creates
+listening sockets: an accept loop hands each tailnet connection to
+``connect_accepted_socket`` with uvicorn's protocol class. No HTTP is parsed
+here.
+
+Each protocol sees a transport that reports the tailnet addresses, so the
+ASGI scope's ``client`` is the peer's tailnet ``(ip, port)`` and ``server``
+this node's, on any event loop (uvloop included). The scope also carries
+the extension ``scope["extensions"]["tailnet"]``, a dict with:
+
+``"peer"``
+    the peer's tailnet ``(ip, port)``, taken from the connection (not from
+    ``X-Forwarded-For``, even when uvicorn's proxy headers are trusted).
+
+WSGI applications are served through a2wsgi's ``WSGIMiddleware`` on the
+same stack; their environ has ``environ["tailnet.peer"]`` (and
+``REMOTE_ADDR``/``REMOTE_PORT`` are the tailnet peer's).
+
+uvicorn needs asyncio: under trio, serving raises
+:class:`~tailnet.UnsupportedError`. Needs ``pip install 'tailnet[asgi]'``
+(``'tailnet[wsgi]'`` for WSGI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._core import ListenerCore
+from ._exceptions import ClosedError, ConfigurationError, UnsupportedError
+from ._logs import LOGGER
+from ._optional import missing
+from ._socket import TailnetSocket
+
+try:
+    import uvicorn
+except ImportError as exc:
+    raise missing("uvicorn", "asgi", "tailnet.asgi") from exc
+
+if TYPE_CHECKING:
+    from ._async import AsyncListener
+    from ._sync import Listener
+
+__all__ = ["EXTENSION", "WSGI_PEER_KEY", "from_wsgi", "run", "serve"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+#: The key of tailnet's extension in an ASGI scope's ``"extensions"``.
+EXTENSION = "tailnet"
+#: The WSGI environ key holding the peer's tailnet ``(ip, port)``.
+WSGI_PEER_KEY = "tailnet.peer"
+
+#: uvicorn options that choose a socket of uvicorn's own; the tailnet listener replaces them.
+_SOCKET_OPTIONS = ("host", "port", "uds", "fd")
+
+
+class _TailnetTransport:
+    """A transport as uvicorn's protocol sees it: the real one, reporting tailnet addresses."""
+
+    def __init__(self, transport: asyncio.BaseTransport, sock: TailnetSocket) -> None:
+        self._transport = transport
+        self._sock = sock
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return self._sock.getpeername()
+        if name == "sockname":
+            return self._sock.getsockname()
+        if name == "socket":
+            return self._sock
+        return self._transport.get_extra_info(name, default)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _TailnetProtocol(asyncio.Protocol):
+    """Passes everything to uvicorn's protocol; only wraps the transport it is given."""
+
+    def __init__(self, inner: asyncio.Protocol, sock: TailnetSocket) -> None:
+        self._inner = inner
+        self._sock = sock
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._inner.connection_made(_TailnetTransport(transport, self._sock))  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+class _Acceptor:
+    """Takes uvicorn's listening servers' place: accepts tailnet connections for its protocols.
+
+    It has the two methods uvicorn's shutdown calls on an
+    :class:`asyncio.Server`: ``close`` and ``wait_closed``. When the
+    listener closes underneath it (its node closed), it asks uvicorn to
+    shut down. Each connection is set up in a task of its own, so a slow
+    TLS handshake holds up no other connection.
+    """
+
+    def __init__(
+        self, listener: ListenerCore, protocol: Callable[[], asyncio.Protocol], server: _Uvicorn
+    ) -> None:
+        self._listener = listener
+        self._protocol = protocol
+        self._server = server
+        self._setups: set[asyncio.Task[None]] = set()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                sock = await self._accept()
+                setup = asyncio.get_running_loop().create_task(self._connect(sock))
+                self._setups.add(setup)
+                setup.add_done_callback(self._setups.discard)
+        except ClosedError:
+            LOGGER.info("tailnet listener %s closed: stopping the server", self._listener.address)
+            self._server.should_exit = True
+        finally:
+            self._listener.close()
+
+    async def _accept(self) -> TailnetSocket:
+        while True:
+            try:
+                conn = self._listener.receive()
+            except BlockingIOError:
+                await anyio.wait_readable(self._listener.sock)
+                continue
+            return TailnetSocket.adopt(conn.fd, conn.remote, conn.local)
+
+    async def _connect(self, sock: TailnetSocket) -> None:
+        """Hand one connection to a new uvicorn protocol (after the TLS handshake, if any)."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.connect_accepted_socket(
+                lambda: _TailnetProtocol(self._protocol(), sock), sock, ssl=self._server.config.ssl
+            )
+        except (OSError, asyncio.TimeoutError) as exc:  # e.g. a failed TLS handshake
+            LOGGER.info("connection from %s failed: %s", sock.getpeername(), exc)
+            sock.close()
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+
+    def close(self) -> None:
+        """Stop accepting (the listener closes) and abandon connections still in their handshake."""
+        self._task.cancel()
+        for setup in self._setups:
+            setup.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait until the accept loop has ended."""
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server, accepting from a tailnet listener instead of a socket of its own."""
+
+    def __init__(self, config: uvicorn.Config, listener: ListenerCore) -> None:
+        super().__init__(config)
+        self._listener = listener
+
+    async def serve(self, sockets: list[Any] | None = None) -> None:
+        """Uvicorn's ``serve``; the listener is closed when it ends, however it ends."""
+        try:
+            await super().serve()
+        finally:
+            self._listener.close()
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        """Uvicorn's startup (lifespan, server state) with the tailnet listener for a socket."""
+        await super().startup(sockets=[])  # no listening socket of uvicorn's own
+        if not self.started:
+            return
+        protocol_class: Callable[..., asyncio.Protocol] = self.config.http_protocol_class
+        protocol = functools.partial(
+            protocol_class,
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+        )
+        self.servers.append(_Acceptor(self._listener, protocol, self))  # type: ignore[arg-type]
+        scheme = "https" if self.config.ssl else "http"
+        LOGGER.info("serving %s on tailnet %s", scheme, self._listener.address)
+
+
+def _peer_extension(app: ASGIApp) -> ASGIApp:
+    """Wrap a loaded app so each HTTP/WebSocket scope carries the tailnet extension."""
+
+    async def with_peer(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and scope.get("client"):
+            host, port = scope["client"]
+            extensions = dict(scope.get("extensions") or {})
+            extensions[EXTENSION] = {"peer": (host, port)}
+            scope = {**scope, "extensions": extensions}
+        await app(scope, receive, send)
+
+    return with_peer
+
+
+def _config(app: ASGIApp | str, options: dict[str, Any]) -> uvicorn.Config:
+    for name in _SOCKET_OPTIONS:
+        if name in options:
+            raise ConfigurationError(
+                f"uvicorn's {name!r} option does not apply: the app is served on a tailnet listener"
+            )
+    config = uvicorn.Config(app, **options)
+    config.load()
+    # Outermost, so the extension reflects the connection even when uvicorn's
+    # proxy-headers middleware rewrites scope["client"] from a trusted proxy.
+    config.loaded_app = _peer_extension(config.loaded_app)
+    return config
+
+
+async def serve(listener: AsyncListener | Listener, app: ASGIApp | str, **options: Any) -> None:
+    """Serve an ASGI app on a tailnet listener until it closes (the listener is closed afterwards).
+
+    Args:
+        listener: Where to accept connections; serving takes it over.
+        app: An ASGI 3 application, or an import string ("module:app") as
+            uvicorn accepts.
+        **options: :class:`uvicorn.Config` options (``log_level``,
+            ``timeout_graceful_shutdown``, ``ssl_certfile``, ...) except
+            ``host``/``port``/``uds``/``fd``.
+
+    Ends when the listener or its node closes, on Ctrl-C/SIGTERM (uvicorn's
+    handling, in the main thread), or when cancelled; each stops
+    accepting, lets requests in progress finish (bounded by
+    ``timeout_graceful_shutdown``) and runs the lifespan shutdown.
+    Raises :class:`~tailnet.UnsupportedError` under trio.
+    """
+    core = listener._core
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # trio: no asyncio loop in this thread
+        core.close()
+        raise UnsupportedError("serving ASGI apps runs uvicorn, which needs asyncio (this is not)") from None
+    try:
+        server = _Uvicorn(_config(app, options), core)
+    except BaseException:
+        core.close()
+        raise
+    task = asyncio.get_running_loop().create_task(server.serve())
+    try:
+        await asyncio.shield(task)
+    finally:
+        if not task.done():  # cancelled: shut down gracefully, as on Ctrl-C
+            server.should_exit = True
+            with anyio.CancelScope(shield=True):
+                await task
+
+
+def run(listener: Listener, app: ASGIApp | str, **options: Any) -> None:
+    """Blocking :func:`serve`, in an event loop of its own (uvicorn's ``loop`` option picks it)."""
+    core = listener._core
+    try:
+        server = _Uvicorn(_config(app, options), core)
+    except BaseException:
+        core.close()
+        raise
+    server.run()
+
+
+def _wsgi_peer(app: WSGIApp) -> WSGIApp:
+    """Add ``environ["tailnet.peer"]`` from the ASGI scope a2wsgi passes along."""
+
+    def with_peer(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        scope = environ.get("asgi.scope") or {}
+        extension = (scope.get("extensions") or {}).get(EXTENSION)
+        if extension is not None:
+            environ[WSGI_PEER_KEY] = extension["peer"]
+        return app(environ, start_response)
+
+    return with_peer
+
+
+def from_wsgi(app: WSGIApp, *, workers: int = 10) -> ASGIApp:
+    """An ASGI app running a WSGI app in a pool of ``workers`` threads (a2wsgi).
+
+    Its environ carries ``environ["tailnet.peer"]``. Needs
+    ``pip install 'tailnet[wsgi]'``.
+    """
+    try:
+        from a2wsgi import WSGIMiddleware
+    except ImportError as exc:
+        raise missing("a2wsgi", "wsgi", "serving WSGI apps") from exc
+    if not callable(app):
+        raise TypeError(f"app must be a WSGI callable, not {type(app).__name__}")
+    asgi: ASGIApp = WSGIMiddleware(_wsgi_peer(app), workers=workers)  # type: ignore[arg-type, assignment]
+    return asgi
