@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from anyio import TASK_STATUS_IGNORED
+from anyio.abc import TaskStatus
+
 if TYPE_CHECKING:
     from ._async import AsyncServer
     from ._sync import Server
@@ -80,24 +83,41 @@ class AsyncIntegrations:
 
         return AsyncHTTPTransport(cast("AsyncServer", self), **options)
 
-    async def serve_asgi(self, app: ASGIApp | str, port: int = 80, **options: Any) -> None:
+    async def serve_asgi(
+        self,
+        app: ASGIApp | str,
+        port: int = 80,
+        *,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
+        **options: Any,
+    ) -> None:
         """Serve an ASGI app with uvicorn on tailnet ``port`` until this server closes or cancellation.
 
-        Cancelling shuts down gracefully (stop accepting, finish requests,
-        lifespan shutdown) before the cancellation goes on. uvicorn needs
-        asyncio: under trio this raises :class:`~tailnet.UnsupportedError`.
-        As :meth:`tailnet.Server.serve_asgi` otherwise. Needs ``tailnet[asgi]``.
+        ``await task_group.start(ts.serve_asgi, app)`` returns once the app
+        has started and connections are accepted. Cancelling shuts down
+        gracefully (stop accepting, finish requests, lifespan shutdown)
+        before the cancellation goes on. uvicorn needs asyncio: under trio
+        this raises :class:`~tailnet.UnsupportedError`. As
+        :meth:`tailnet.Server.serve_asgi` otherwise. Needs ``tailnet[asgi]``.
         """
         from . import asgi
 
         listener = await cast("AsyncServer", self).listen("tcp", _port(port))
-        await asgi.serve(listener, app, **options)
+        await asgi.serve(listener, app, task_status=task_status, **options)
 
-    async def serve_wsgi(self, app: WSGIApp, port: int = 80, *, workers: int = 10, **options: Any) -> None:
+    async def serve_wsgi(
+        self,
+        app: WSGIApp,
+        port: int = 80,
+        *,
+        workers: int = 10,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
+        **options: Any,
+    ) -> None:
         """Serve a WSGI app on tailnet ``port``, as :meth:`serve_asgi` (a2wsgi, ``workers`` threads).
 
         Needs ``tailnet[wsgi]``.
         """
         from . import asgi
 
-        await self.serve_asgi(asgi.from_wsgi(app, workers=workers), port, **options)
+        await self.serve_asgi(asgi.from_wsgi(app, workers=workers), port, task_status=task_status, **options)

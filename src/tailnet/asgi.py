@@ -43,6 +43,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio import TASK_STATUS_IGNORED
+from anyio.abc import TaskStatus
 
 from ._core import ListenerCore
 from ._exceptions import ClosedError, ConfigurationError, UnsupportedError
@@ -193,9 +195,12 @@ class _Acceptor:
 class _Uvicorn(uvicorn.Server):
     """uvicorn's server, accepting from a tailnet listener instead of a socket of its own."""
 
-    def __init__(self, config: uvicorn.Config, listener: ListenerCore) -> None:
+    def __init__(
+        self, config: uvicorn.Config, listener: ListenerCore, on_started: Callable[[], object] = lambda: None
+    ) -> None:
         super().__init__(config)
         self._listener = listener
+        self._on_started = on_started
 
     async def serve(self, sockets: list[Any] | None = None) -> None:
         """Uvicorn's ``serve``; the listener is closed when it ends, however it ends."""
@@ -219,6 +224,7 @@ class _Uvicorn(uvicorn.Server):
         self.servers.append(_Acceptor(self._listener, protocol, self))  # type: ignore[arg-type]
         scheme = "https" if self.config.ssl else "http"
         LOGGER.info("serving %s on tailnet %s", scheme, self._listener.address)
+        self._on_started()
 
 
 def _peer_extension(app: ASGIApp) -> ASGIApp:
@@ -249,13 +255,22 @@ def _config(app: ASGIApp | str, options: dict[str, Any]) -> uvicorn.Config:
     return config
 
 
-async def serve(listener: AsyncListener | Listener, app: ASGIApp | str, **options: Any) -> None:
+async def serve(
+    listener: AsyncListener | Listener,
+    app: ASGIApp | str,
+    *,
+    task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
+    **options: Any,
+) -> None:
     """Serve an ASGI app on a tailnet listener until it closes (the listener is closed afterwards).
 
     Args:
         listener: Where to accept connections; serving takes it over.
         app: An ASGI 3 application, or an import string ("module:app") as
             uvicorn accepts.
+        task_status: For ``await task_group.start(serve, ...)``, which
+            returns once the app has started (lifespan startup done) and
+            connections are being accepted.
         **options: :class:`uvicorn.Config` options (``log_level``,
             ``timeout_graceful_shutdown``, ``ssl_certfile``, ...) except
             ``host``/``port``/``uds``/``fd``.
@@ -268,19 +283,29 @@ async def serve(listener: AsyncListener | Listener, app: ASGIApp | str, **option
     """
     core = listener._core
     try:
-        asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
     except RuntimeError:  # trio: no asyncio loop in this thread
         core.close()
         raise UnsupportedError("serving ASGI apps runs uvicorn, which needs asyncio (this is not)") from None
+    started: asyncio.Future[None] = loop.create_future()
+
+    def on_started() -> None:
+        if not started.done():
+            started.set_result(None)
+
     try:
-        server = _Uvicorn(_config(app, options), core)
+        server = _Uvicorn(_config(app, options), core, on_started)
     except BaseException:
         core.close()
         raise
-    task = asyncio.get_running_loop().create_task(server.serve())
+    task = loop.create_task(server.serve())
     try:
+        await asyncio.wait((task, started), return_when=asyncio.FIRST_COMPLETED)
+        if started.done():
+            task_status.started()
         await asyncio.shield(task)
     finally:
+        started.cancel()
         if not task.done():  # cancelled: shut down gracefully, as on Ctrl-C
             server.should_exit = True
             with anyio.CancelScope(shield=True):

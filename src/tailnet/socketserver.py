@@ -26,9 +26,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ._addresses import Address
-from ._exceptions import ClosedError
+from ._exceptions import ClosedError, TailnetTimeout
 from ._socket import TailnetSocket
 from ._sync import Listener
+from ._wait import wait_readable
 
 __all__ = ["TCPServer", "ThreadingTCPServer"]
 
@@ -55,6 +56,17 @@ class TCPServer(socketserver.BaseServer):
     def fileno(self) -> int:
         """The listener's descriptor (what ``serve_forever`` waits on)."""
         return self.listener.fileno()
+
+    def handle_request(self) -> None:
+        """Handle one connection, waiting at most ``timeout`` seconds for it (None: no limit)."""
+        if self.listener.fileno() < 0:
+            return
+        try:
+            wait_readable(self.listener.fileno(), self.timeout, "handle_request")
+        except TailnetTimeout:
+            self.handle_timeout()
+            return
+        self._handle_request_noblock()  # type: ignore[attr-defined]
 
     def get_request(self) -> tuple[TailnetSocket, Address]:
         """Accept one connection without blocking; stop ``serve_forever`` once the listener is closed."""
