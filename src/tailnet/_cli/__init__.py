@@ -1,0 +1,194 @@
+"""The ``tailnet`` command (also ``python -m tailnet``).
+
+::
+
+    tailnet demo                      two nodes on a built-in local tailnet exchange a message
+    tailnet up [-n NAME]              join the tailnet (log in if needed) and print the node's status
+    tailnet status [-n NAME] [--json] the node's status
+    tailnet serve DIR [--port 80]     share a directory over HTTP on the tailnet
+    tailnet proxy LOCAL_PORT          expose a local TCP service on the tailnet
+    tailnet local-tailnet             run a local control server for manual tests
+
+Each node command runs as the node named by ``--hostname`` (default
+"tailnet") with its identity in ``--state-dir`` (default: per hostname in
+the user's data dir), so ``tailnet up -n web`` logs in once and
+``tailnet serve -n web DIR`` later reuses that identity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import json
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import anyio
+
+from .._exceptions import TailnetError
+from ..socketserver import ThreadingTCPServer
+from ..testing import LocalTailnet
+from . import _node
+from ._demo import demo
+from ._progress import Progress, configure_logging
+from ._proxy import proxy
+
+__all__ = ["main"]
+
+Command = Callable[[argparse.Namespace], int]
+
+#: How long ``tailnet status`` waits for the node to run on its saved identity.
+STATUS_TIMEOUT = 30.0
+
+
+def _up(args: argparse.Namespace) -> int:
+    node = _node.server(args)
+    try:
+        _node.join(node, args.timeout)
+        _node.print_status(_node.status(node), args.json)
+    finally:
+        node.close()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        print(f"tailnet serve: {directory} is not a directory", file=sys.stderr)
+        return 2
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    node = _node.server(args)
+    try:
+        _node.join(node, args.timeout)
+        with ThreadingTCPServer(node.listen("tcp", f":{args.port}"), handler) as httpd:
+            suffix = "" if args.port == 80 else f":{args.port}"
+            print(f"serving {directory.resolve()} at http://{node.hostname}{suffix}/", flush=True)
+            httpd.serve_forever()
+    finally:
+        node.close()
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    if args.timeout is None:
+        args.timeout = STATUS_TIMEOUT
+    try:
+        return _up(args)
+    except TimeoutError:
+        print(
+            f"{args.hostname}: not running: it did not join within {args.timeout:g} s"
+            " (has it logged in? `tailnet up` logs in)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    async def run() -> None:
+        node = _node.async_server(args)
+        try:
+            with Progress(f"{node.hostname}: joining the tailnet"):
+                await node.up(timeout=args.timeout)
+            await proxy(node, args.port or args.local_port, args.local_host, args.local_port)
+        finally:
+            await node.aclose()
+
+    anyio.run(run)
+    return 0
+
+
+def _local_tailnet(args: argparse.Namespace) -> int:
+    authkey = None if args.interactive else args.authkey or f"tskey-local-{secrets.token_hex(12)}"
+    with LocalTailnet(authkey=authkey, interactive=args.interactive) as net:
+        info = {
+            "control_url": net.control_url,
+            "authkey": authkey,
+            "magicdns_domain": net.magicdns_domain,
+            "environ": net.environ,
+        }
+        if args.json:
+            print(json.dumps(info), flush=True)
+        else:
+            print(f"local tailnet running (Ctrl-C to stop)\n  control URL: {net.control_url}")
+            print(f"  auth key:    {authkey or '(none: nodes log in interactively)'}")
+            print(f"  MagicDNS:    <hostname>.{net.magicdns_domain}")
+            print("nodes join it with this environment:")
+            print("  export " + " ".join(f"{k}={v}" for k, v in net.environ.items()), flush=True)
+        if args.interactive:
+            print("paste a node's login URL here to approve it", file=sys.stderr, flush=True)
+            for line in sys.stdin:
+                if url := line.strip():
+                    try:
+                        net.complete_login(url)
+                        print(f"approved {url}", file=sys.stderr, flush=True)
+                    except TailnetError as exc:
+                        print(f"not approved: {exc}", file=sys.stderr, flush=True)
+        threading.Event().wait()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    demo()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tailnet",
+        description="A Tailscale node in a Python process: join, serve and proxy from the shell.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv: the node's)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Command, help_text: str, *, node: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(run=run)
+        if node:
+            _node.add_node_options(sub)
+        return sub
+
+    command("demo", _demo, "two nodes on a built-in local tailnet exchange a message", node=False)
+    for name, run, help_text in [
+        ("up", _up, "join the tailnet (logging in if needed), print the node's status and exit"),
+        ("status", _status, "print the node's status (it joins with its saved identity)"),
+    ]:
+        command(name, run, help_text).add_argument("--json", action="store_true", help="print JSON")
+    serve = command("serve", _serve, "share a directory over HTTP on the tailnet")
+    serve.add_argument("directory", metavar="DIR")
+    serve.add_argument("--port", type=int, default=80, help="tailnet port (default: %(default)s)")
+    fwd = command("proxy", _proxy, "expose a local TCP service on the tailnet")
+    fwd.add_argument("local_port", metavar="LOCAL_PORT", type=int)
+    fwd.add_argument("--port", type=int, help="tailnet port (default: LOCAL_PORT)")
+    fwd.add_argument("--local-host", default="127.0.0.1", help="where the service is (default: %(default)s)")
+    local = command(
+        "local-tailnet", _local_tailnet, "run a local control server for manual tests", node=False
+    )
+    local.add_argument("--authkey", help="the auth key nodes must present (default: a random one)")
+    local.add_argument(
+        "--interactive", action="store_true", help="nodes log in interactively; approve them on stdin"
+    )
+    local.add_argument("--json", action="store_true", help="print the URL, key and environment as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    configure_logging(args.verbose)
+    # SIGTERM stops a long-running command as Ctrl-C does: cleanly.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 0 if args.command in ("serve", "proxy", "local-tailnet") else 130
+    except TailnetError as exc:
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"tailnet {args.command}: {message}", file=sys.stderr)
+        return 1

@@ -1,0 +1,263 @@
+"""The ``tailnet`` command, run as a separate process (inside the test network namespace)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+from conftest import assert_echoes_intact
+
+import tailnet
+from tailnet.testing import LocalTailnet
+
+MODULE = [sys.executable, "-m", "tailnet"]
+
+
+class Child:
+    """A ``tailnet`` command in a process, whose output lines can be awaited with a deadline."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [*MODULE, *args],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: dict[str, queue.Queue[str]] = {"stdout": queue.Queue(), "stderr": queue.Queue()}
+        self.seen: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        assert self.proc.stdout is not None
+        assert self.proc.stderr is not None
+        for name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):
+            threading.Thread(target=self._read, args=(stream, self.lines[name]), daemon=True).start()
+
+    @staticmethod
+    def _read(stream: IO[str], lines: queue.Queue[str]) -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put("")  # EOF
+
+    def expect(self, pattern: str, stream: str = "stdout", timeout: float = 90) -> re.Match[str]:
+        """The first (further) line of ``stream`` matching ``pattern``."""
+        while True:
+            try:
+                line = self.lines[stream].get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no {pattern!r} on {stream} in {timeout} s: {self.seen}") from None
+            if not line:
+                raise AssertionError(f"{stream} ended without {pattern!r}: {self.seen}")
+            self.seen[stream].append(line)
+            if match := re.search(pattern, line):
+                return match
+
+    def write(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal it and return its exit status."""
+        self.proc.send_signal(sig)
+        return self.proc.wait(60)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(60)
+
+
+def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MODULE, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def env(local_tailnet: LocalTailnet, tmp_path: Path) -> dict[str, str]:
+    """A child's environment: the session's local tailnet, state dirs under tmp_path."""
+    return {**os.environ, **local_tailnet.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+
+
+@pytest.fixture
+def children() -> Iterator[Callable[..., Child]]:
+    made: list[Child] = []
+
+    def start(*args: str, env: dict[str, str]) -> Child:
+        child = Child(*args, env=env)
+        made.append(child)
+        return child
+
+    yield start
+    for child in made:
+        if child.proc.poll() is None:
+            child.kill()
+        for stream in (child.proc.stdin, child.proc.stdout, child.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_console_script_and_python_m(env: dict[str, str]) -> None:
+    script = Path(sys.executable).with_name("tailnet")
+    for command in ([str(script)], MODULE):
+        result = subprocess.run([*command, "--help"], env=env, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        for name in ("demo", "up", "status", "serve", "proxy", "local-tailnet"):
+            assert name in result.stdout
+
+
+def test_demo(env: dict[str, str]) -> None:
+    result = run("demo", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "alpha is up with tailnet IPs 100." in result.stdout
+    assert "replied: 'echo from beta: hello over the tailnet'" in result.stdout
+
+
+def test_up_then_status_reuse_the_state_dir(env: dict[str, str], tmp_path: Path) -> None:
+    up = run("up", "-n", "cli-up", "--json", env=env)
+    assert up.returncode == 0, up.stderr
+    assert "cli-up: joining the tailnet..." in up.stderr  # progress, not on stdout
+    info = json.loads(up.stdout)
+    assert info["hostname"] == "cli-up"
+    assert info["ips"][0].startswith("100.")
+    assert Path(info["state_dir"]) == tmp_path / "data" / "tailnet" / "cli-up"
+    status = run("status", "-n", "cli-up", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["ips"] == info["ips"]  # the same node, from its saved identity
+    text = run("status", "-n", "cli-up", env=env)
+    assert f"IPs:       {', '.join(info['ips'])}" in text.stdout
+
+
+def test_local_tailnet_with_interactive_login(children: Callable[..., Child], tmp_path: Path) -> None:
+    base = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    control = children("local-tailnet", "--interactive", "--json", env=base)
+    info = json.loads(control.expect(r"^\{").string)
+    assert info["authkey"] is None
+    env = {**base, **info["environ"]}
+    up = children("up", "-n", "cli-login", env=env)
+    up.expect(r"cli-login: joining the tailnet", "stderr")
+    url = up.expect(r"(http://\S+/auth/\S+)", "stderr").group(1)
+    control.write(url)
+    control.expect(r"^approved ", "stderr")
+    up.expect(r"^cli-login: running")
+    ips = up.expect(r"IPs: +(\S+),").group(1)
+    assert up.proc.wait(60) == 0
+    # Logged in once: status needs no login, and it is the same node.
+    status = run("status", "-n", "cli-login", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["ips"][0] == ips
+    # A node that never logged in is reported as not running.
+    never = run("status", "-n", "cli-never", "--timeout", "2", env=env)
+    assert never.returncode == 1
+    assert "cli-never: not running" in never.stderr
+    assert control.stop(signal.SIGTERM) == 0
+
+
+def test_local_tailnet_prints_an_auth_key_nodes_need(children: Callable[..., Child], tmp_path: Path) -> None:
+    base = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    control = children("local-tailnet", env=base)
+    url = control.expect(r"control URL: (http://127\.0\.0\.1:\d+)").group(1)
+    key = control.expect(r"auth key: +(tskey-local-\w+)").group(1)
+    exports = control.expect(r"^  export (.*)$").group(1)
+    env = {**base, **dict(pair.split("=", 1) for pair in exports.split())}
+    assert env["TS_CONTROL_URL"] == url
+    assert env["TS_AUTHKEY"] == key
+    joined = run("up", "-n", "cli-key", env=env)
+    assert joined.returncode == 0, joined.stderr
+    refused = run("up", "-n", "cli-bad-key", "--authkey", "tskey-wrong", env=env)
+    assert refused.returncode == 1
+    assert "invalid authkey" in refused.stderr
+    assert "Errno" not in refused.stderr
+    assert control.stop(signal.SIGINT) == 0
+
+
+def test_serve_a_directory(
+    children: Callable[..., Child],
+    env: dict[str, str],
+    tmp_path: Path,
+    tailnet_node: Callable[..., tailnet.Server],
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "notes.txt").write_text("served by tailnet serve\n")
+    serve = children("serve", str(shared), "-n", "cli-files", "--port", "8080", "--ephemeral", env=env)
+    assert serve.expect(r"^serving (\S+) at (\S+)").groups() == (str(shared), "http://cli-files:8080/")
+    client = tailnet_node("cli-files-client")
+    with httpx.Client(transport=client.httpx_transport()) as http:
+        assert http.get("http://cli-files:8080/notes.txt").text == "served by tailnet serve\n"
+        assert http.get("http://cli-files.tailnet.test:8080/nothing").status_code == 404
+    assert serve.stop(signal.SIGINT) == 0
+
+
+def test_serve_refuses_a_missing_directory(env: dict[str, str], tmp_path: Path) -> None:
+    result = run("serve", str(tmp_path / "missing"), "-n", "cli-missing", env=env)
+    assert result.returncode == 2
+    assert "is not a directory" in result.stderr
+
+
+class LocalEcho:
+    """A plain TCP echo service on 127.0.0.1, as the service a proxy exposes."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(1 << 16):
+                conn.sendall(data)
+            conn.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept() (close alone would not)
+        self.sock.close()
+
+
+def test_proxy_exposes_a_local_service(
+    children: Callable[..., Child], env: dict[str, str], tailnet_node: Callable[..., tailnet.Server]
+) -> None:
+    echo = LocalEcho()
+    proxy = children("proxy", str(echo.port), "-n", "cli-proxy", "--port", "7000", "--ephemeral", env=env)
+    proxy.expect(rf"^forwarding tailnet cli-proxy:7000 -> 127\.0\.0\.1:{echo.port}")
+    client = tailnet_node("cli-proxy-client")
+    for _ in range(2):
+        with client.dial("tcp", "cli-proxy:7000", timeout=30) as conn:
+            conn.settimeout(60)
+            assert_echoes_intact(conn, 1 << 20)
+    echo.close()  # the service goes away: a connection through the proxy just ends
+    with client.dial("tcp", "cli-proxy:7000", timeout=30) as conn:
+        conn.settimeout(60)
+        assert conn.recv(1) == b""
+    proxy.expect("cannot reach 127.0.0.1", "stderr")
+    assert proxy.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("proxy", "not-a-port"), "invalid int value"), (("frobnicate",), "invalid choice")],
+)
+def test_bad_arguments(env: dict[str, Any], args: tuple[str, ...], message: str) -> None:
+    result = run(*args, env=env)
+    assert result.returncode == 2
+    assert message in result.stderr
