@@ -1,4 +1,4 @@
-"""Every example runs, as a user would run it."""
+"""Every example runs, as a user would run it, and prints what it should."""
 
 from __future__ import annotations
 
@@ -17,10 +17,26 @@ def run(*args: str) -> str:
     return result.stdout
 
 
-def test_demo() -> None:
-    out = run(str(EXAMPLES / "demo.py"))
-    assert "alpha is up with tailnet IPs 100." in out
-    assert "replied: 'echo from beta: hello over the tailnet'" in out
+def test_every_example_has_a_test() -> None:
+    tested = {
+        "sync_echo",
+        "async_echo",
+        "httpx_client",
+        "asgi_app",
+        "wsgi_app",
+        "stdlib_http",
+        "outbound_bot",
+        "allowlist",
+        "https_service",
+        "udp_echo",
+    }
+    assert {path.stem for path in EXAMPLES.glob("*.py")} == tested
+
+
+def test_sync_echo() -> None:
+    out = run(str(EXAMPLES / "sync_echo.py"))
+    assert "echo-client: ('100.64.0.1', 7) replied 'hello over the tailnet'" in out
+    assert "echo-service: echoed a connection from 100.64.0.2" in out
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -47,3 +63,35 @@ def test_https_service() -> None:
 def test_udp_echo() -> None:
     out = run(str(EXAMPLES / "udp_echo.py"))
     assert "b'three, never merged' -> b'THREE, NEVER MERGED'" in out
+
+
+def test_httpx_client_by_magicdns_name() -> None:
+    out = run(str(EXAMPLES / "httpx_client.py"))
+    assert "sync  GET http://weather/paris -> {'city': 'paris'" in out
+    assert "sync  GET http://weather.tailnet.test/oslo -> {'city': 'oslo'" in out
+    assert "async GET http://weather/kyoto -> {'city': 'kyoto'" in out
+
+
+def test_asgi_app() -> None:
+    out = run(str(EXAMPLES / "asgi_app.py"))
+    assert (
+        "caller (100.64.0.2) GET http://api/hello -> {'hello': '100.64.0.2', 'tailnet_peer': ['100.64.0.2',"
+        in out
+    )
+
+
+def test_wsgi_app() -> None:
+    out = run(str(EXAMPLES / "wsgi_app.py"))
+    assert "visitor GET http://wsgi-site:8000/page -> 'hello 100.64.0.2 (port " in out
+
+
+def test_stdlib_http() -> None:
+    out = run(str(EXAMPLES / "stdlib_http.py"))
+    assert "reader GET http://files/readme.txt -> 200 'shared over the tailnet with http.server\\n'" in out
+    assert "reader GET http://files/nope -> 404" in out
+
+
+def test_outbound_bot() -> None:
+    lines = run(str(EXAMPLES / "outbound_bot.py")).splitlines()
+    assert lines[:4] == ["alice: hi all", "alice: !ping", "alice: !time", "  bot: pong"]
+    assert lines[4].startswith("  bot: ")

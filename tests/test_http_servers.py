@@ -192,7 +192,7 @@ def test_serve_asgi_rejects_uvicorn_socket_options(tailnet_node: Callable[..., t
     service = tailnet_node("asgi-options")
     with pytest.raises(tailnet.ConfigurationError, match="'host'"):
         service.serve_asgi(App().asgi, 8003, host="0.0.0.0")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="port must be an int or a Listener"):
         service.serve_asgi(App().asgi, "8003")  # type: ignore[arg-type]
     service.listen("tcp", ":8003").close()
 
@@ -215,10 +215,15 @@ def test_https_with_uvicorn_tls_and_clients_over_tls(
 ) -> None:
     cert, key = make_certificate(tmp_path, "asgi-tls", "asgi-tls.tailnet.test")
     service, client = tailnet_node("asgi-tls"), tailnet_node("asgi-tls-client")
+    listener = service.listen("tcp", ":443")  # a listener of our own: no waiting for the thread
     thread = serve_in_thread(
-        service.serve_asgi, App().asgi, 443, ssl_certfile=str(cert), ssl_keyfile=str(key), log_level="warning"
+        service.serve_asgi,
+        App().asgi,
+        listener,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_level="warning",
     )
-    wait_listening(client, "asgi-tls:443")
     trusted = ssl.create_default_context(cafile=str(cert))
     with httpx.Client(transport=client.httpx_transport(verify=trusted)) as http:
         info = http.get("https://asgi-tls.tailnet.test/whoami").json()
@@ -279,7 +284,8 @@ async def test_async_serve_wsgi(local_tailnet: LocalTailnet, anyio_backend: str)
         local_tailnet.async_server("wsgi-async-c") as client,
     ):
         async with anyio.create_task_group() as tg:
-            await tg.start(functools.partial(service.serve_wsgi, wsgi_app, 8006, log_level="warning"))
+            listener = await service.listen("tcp", ":8006")
+            await tg.start(functools.partial(service.serve_wsgi, wsgi_app, listener, log_level="warning"))
             async with httpx.AsyncClient(transport=client.httpx_transport()) as http:
                 response = await http.post("http://wsgi-async:8006/", content=b"abc")
             tg.cancel_scope.cancel()

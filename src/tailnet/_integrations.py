@@ -14,17 +14,20 @@ from anyio import TASK_STATUS_IGNORED
 from anyio.abc import TaskStatus
 
 if TYPE_CHECKING:
-    from ._async import AsyncServer
-    from ._sync import Server
+    from ._async import AsyncListener, AsyncServer
+    from ._sync import Listener, Server
     from .asgi import ASGIApp, WSGIApp
     from .httpx import AsyncHTTPTransport, HTTPTransport
 
 __all__ = ["AsyncIntegrations", "SyncIntegrations"]
 
 
-def _port(port: int) -> str:
+def _port(port: object, listener_type: type) -> str | None:
+    """The address to listen on (":port"), or None if ``port`` is already a listener of the right kind."""
+    if isinstance(port, listener_type):
+        return None
     if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int, not {type(port).__name__}")
+        raise TypeError(f"port must be an int or a {listener_type.__name__}, not {type(port).__name__}")
     return f":{port}"
 
 
@@ -43,22 +46,29 @@ class SyncIntegrations:
 
         return HTTPTransport(cast("Server", self), **options)
 
-    def serve_asgi(self, app: ASGIApp | str, port: int = 80, **options: Any) -> None:
+    def serve_asgi(self, app: ASGIApp | str, port: int | Listener = 80, **options: Any) -> None:
         """Serve an ASGI app (Starlette, FastAPI, ...) with uvicorn on tailnet ``port``; blocks.
 
-        Returns when this server closes; Ctrl-C (in the main thread) shuts
-        down gracefully, then raises KeyboardInterrupt. ``options`` are
+        ``port`` is a port to listen on, or a :class:`~tailnet.Listener`
+        you made (connections made meanwhile wait for the server). Returns
+        when this server closes; Ctrl-C (in the main thread) shuts down
+        gracefully, then raises KeyboardInterrupt. ``options`` are
         :class:`uvicorn.Config`'s except ``host``/``port``. Each scope's
         ``client`` is the peer's tailnet address, also in
         ``scope["extensions"]["tailnet"]["peer"]`` (see :mod:`tailnet.asgi`).
         Needs ``tailnet[asgi]``.
         """
         from . import asgi
+        from ._sync import Listener
 
-        listener = cast("Server", self).listen("tcp", _port(port))
+        server = cast("Server", self)
+        address = _port(port, Listener)
+        listener = cast("Listener", port) if address is None else server.listen("tcp", address)
         asgi.run(listener, app, **options)
 
-    def serve_wsgi(self, app: WSGIApp, port: int = 80, *, workers: int = 10, **options: Any) -> None:
+    def serve_wsgi(
+        self, app: WSGIApp, port: int | Listener = 80, *, workers: int = 10, **options: Any
+    ) -> None:
         """Serve a WSGI app (Flask, Django, ...) on tailnet ``port``; blocks, like :meth:`serve_asgi`.
 
         Runs on uvicorn through a2wsgi with ``workers`` threads;
@@ -86,13 +96,14 @@ class AsyncIntegrations:
     async def serve_asgi(
         self,
         app: ASGIApp | str,
-        port: int = 80,
+        port: int | AsyncListener = 80,
         *,
         task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
         **options: Any,
     ) -> None:
         """Serve an ASGI app with uvicorn on tailnet ``port`` until this server closes or cancellation.
 
+        ``port`` is a port or an :class:`~tailnet.AsyncListener`.
         ``await task_group.start(ts.serve_asgi, app)`` returns once the app
         has started and connections are accepted. Cancelling shuts down
         gracefully (stop accepting, finish requests, lifespan shutdown)
@@ -101,14 +112,17 @@ class AsyncIntegrations:
         :meth:`tailnet.Server.serve_asgi` otherwise. Needs ``tailnet[asgi]``.
         """
         from . import asgi
+        from ._async import AsyncListener
 
-        listener = await cast("AsyncServer", self).listen("tcp", _port(port))
+        server = cast("AsyncServer", self)
+        address = _port(port, AsyncListener)
+        listener = cast("AsyncListener", port) if address is None else await server.listen("tcp", address)
         await asgi.serve(listener, app, task_status=task_status, **options)
 
     async def serve_wsgi(
         self,
         app: WSGIApp,
-        port: int = 80,
+        port: int | AsyncListener = 80,
         *,
         workers: int = 10,
         task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
