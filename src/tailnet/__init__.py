@@ -112,7 +112,7 @@ __all__ = [
     "TailnetTimeout",
     "UnsupportedError",
     "UserProfile",
-    "Watcher",
     "WatchEvent",
+    "Watcher",
     "__version__",
 ]

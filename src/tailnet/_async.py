@@ -31,11 +31,11 @@ from ._core import Connection, ListenerCore, Operation
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_async import AsyncConnectedDatagramSocket, AsyncDatagramSocket
 from ._exceptions import ClosedError
+from ._integrations import AsyncIntegrations
 from ._localapi import AsyncLocalAPIClient
 from ._node_async import AsyncNodeInfoMethods, up_with_events
 from ._node_info import WatchEvent
 from ._services import Loopback, begin_listen_funnel, begin_listen_tls, listener_from_result, loopback
-from ._integrations import AsyncIntegrations
 from ._stream import TailnetStream
 
 __all__ = ["AsyncListener", "AsyncServer"]

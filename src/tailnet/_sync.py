@@ -13,11 +13,11 @@ from ._core import Connection, ListenerCore, Operation, timeout_ms
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_sync import DatagramSocket, TailnetDatagramSocket
 from ._exceptions import ClosedError
+from ._integrations import SyncIntegrations
 from ._localapi import LocalAPIClient
 from ._node_info import WatchEvent
 from ._node_sync import NodeInfoMethods, up_with_events
 from ._services import Loopback, begin_listen_funnel, begin_listen_tls, listener_from_result, loopback
-from ._integrations import SyncIntegrations
 from ._socket import TailnetSocket
 from ._wait import wait_readable
 
