@@ -58,12 +58,15 @@ class App:
 
     async def whoami(self, request: Request) -> JSONResponse:
         assert request.client is not None
+        extension = request.scope["extensions"]["tailnet"]
+        who: tailnet.PeerIdentity | None = extension["whois"]
         return JSONResponse(
             {
                 "client": [request.client.host, request.client.port],
                 "server": list(request.scope["server"]),
-                "peer": list(request.scope["extensions"]["tailnet"]["peer"]),
+                "peer": list(extension["peer"]),
                 "scheme": request.url.scheme,
+                "whois": None if who is None else {"node": who.node_name, "login": who.login_name},
             }
         )
 
@@ -100,6 +103,8 @@ def check_whoami(info: dict[str, Any], client: tailnet.Server | tailnet.AsyncSer
     assert info["client"][0] == str(client.ips[0])  # the peer's tailnet address, not the socketpair's
     assert info["peer"] == info["client"]
     assert info["server"][1] == port
+    assert info["whois"]["node"] == client.hostname  # who is calling, as the control server says
+    assert info["whois"]["login"].startswith("user-")
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
@@ -188,6 +193,21 @@ async def test_async_serve_asgi_under_trio_is_unsupported(
         await (await service.listen("tcp", ":8002")).aclose()  # nothing left listening
 
 
+def test_asgi_module_serves_a_listener_of_its_own(tailnet_node: Callable[..., tailnet.Server]) -> None:
+    from tailnet import asgi
+
+    service, client = tailnet_node("asgi-module"), tailnet_node("asgi-module-client")
+    listener = service.listen("tcp", ":8007")
+    thread = serve_in_thread(asgi.run, listener, App().asgi, log_level="warning")  # no server: no whois
+    with httpx.Client(transport=client.httpx_transport()) as http:
+        info = http.get("http://asgi-module:8007/whoami").json()
+    assert info["client"][0] == str(client.ips[0])
+    assert info["whois"] is None
+    service.close()
+    thread.join(30)
+    assert not thread.is_alive()
+
+
 def test_serve_asgi_rejects_uvicorn_socket_options(tailnet_node: Callable[..., tailnet.Server]) -> None:
     service = tailnet_node("asgi-options")
     with pytest.raises(tailnet.ConfigurationError, match="'host'"):
@@ -257,8 +277,9 @@ def test_https_with_uvicorn_tls_and_clients_over_tls(
 def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     body = environ["wsgi.input"].read()
     start_response("200 OK", [("Content-Type", "text/plain")])
-    peer = environ["tailnet.peer"]
-    return [f"{peer[0]} {peer[1]} {environ['REMOTE_ADDR']} {environ['REMOTE_PORT']} {len(body)}".encode()]
+    peer, who = environ["tailnet.peer"], environ["tailnet.whois"]
+    remote = f"{environ['REMOTE_ADDR']} {environ['REMOTE_PORT']}"
+    return [f"{peer[0]} {peer[1]} {remote} {len(body)} {who.node_name}".encode()]
 
 
 def test_serve_wsgi(tailnet_node: Callable[..., tailnet.Server]) -> None:
@@ -267,10 +288,11 @@ def test_serve_wsgi(tailnet_node: Callable[..., tailnet.Server]) -> None:
     wait_listening(client, "wsgi:8005")
     with httpx.Client(transport=client.httpx_transport()) as http:
         response = http.post("http://wsgi:8005/", content=b"x" * 100_000)
-    peer_ip, peer_port, remote_addr, remote_port, length = response.text.split()
+    peer_ip, peer_port, remote_addr, remote_port, length, node_name = response.text.split()
     assert peer_ip == remote_addr == str(client.ips[0])
     assert peer_port == remote_port
     assert length == "100000"
+    assert node_name == "wsgi-client"
     service.close()
     thread.join(30)
     assert not thread.is_alive()
@@ -290,6 +312,7 @@ async def test_async_serve_wsgi(local_tailnet: LocalTailnet, anyio_backend: str)
                 response = await http.post("http://wsgi-async:8006/", content=b"abc")
             tg.cancel_scope.cancel()
         assert response.text.split()[0] == str(client.ips[0])
+        assert response.text.split()[-1] == "wsgi-async-c"
 
 
 @pytest.fixture

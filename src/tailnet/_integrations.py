@@ -55,8 +55,10 @@ class SyncIntegrations:
         gracefully, then raises KeyboardInterrupt. ``options`` are
         :class:`uvicorn.Config`'s except ``host``/``port``. Each scope's
         ``client`` is the peer's tailnet address, also in
-        ``scope["extensions"]["tailnet"]["peer"]`` (see :mod:`tailnet.asgi`).
-        Needs ``tailnet[asgi]``.
+        ``scope["extensions"]["tailnet"]["peer"]``, and
+        ``scope["extensions"]["tailnet"]["whois"]`` says who is calling (a
+        :class:`~tailnet.PeerIdentity`, see :mod:`tailnet.asgi`). Needs
+        ``tailnet[asgi]``.
         """
         from . import asgi
         from ._sync import Listener
@@ -64,7 +66,7 @@ class SyncIntegrations:
         server = cast("Server", self)
         address = _port(port, Listener)
         listener = cast("Listener", port) if address is None else server.listen("tcp", address)
-        asgi.run(listener, app, **options)
+        asgi.run(listener, app, server=server, **options)
 
     def serve_wsgi(
         self, app: WSGIApp, port: int | Listener = 80, *, workers: int = 10, **options: Any
@@ -72,7 +74,8 @@ class SyncIntegrations:
         """Serve a WSGI app (Flask, Django, ...) on tailnet ``port``; blocks, like :meth:`serve_asgi`.
 
         Runs on uvicorn through a2wsgi with ``workers`` threads;
-        ``environ["tailnet.peer"]`` is the peer's tailnet ``(ip, port)``.
+        ``environ["tailnet.peer"]`` is the peer's tailnet ``(ip, port)`` and
+        ``environ["tailnet.whois"]`` its :class:`~tailnet.PeerIdentity`.
         Needs ``tailnet[wsgi]``.
         """
         from . import asgi
@@ -117,7 +120,7 @@ class AsyncIntegrations:
         server = cast("AsyncServer", self)
         address = _port(port, AsyncListener)
         listener = cast("AsyncListener", port) if address is None else await server.listen("tcp", address)
-        await asgi.serve(listener, app, task_status=task_status, **options)
+        await asgi.serve(listener, app, server=server, task_status=task_status, **options)
 
     async def serve_wsgi(
         self,

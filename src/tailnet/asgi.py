@@ -24,10 +24,16 @@ the extension ``scope["extensions"]["tailnet"]``, a dict with:
 ``"peer"``
     the peer's tailnet ``(ip, port)``, taken from the connection (not from
     ``X-Forwarded-For``, even when uvicorn's proxy headers are trusted).
+``"whois"``
+    who is calling: the :class:`~tailnet.PeerIdentity` (node, user, tags,
+    capabilities) the control server vouches for, looked up once per
+    connection when it is accepted; None if the lookup failed or no server
+    was given. Use it to authorize requests.
 
 WSGI applications are served through a2wsgi's ``WSGIMiddleware`` on the
-same stack; their environ has ``environ["tailnet.peer"]`` (and
-``REMOTE_ADDR``/``REMOTE_PORT`` are the tailnet peer's).
+same stack; their environ has ``environ["tailnet.peer"]`` and
+``environ["tailnet.whois"]`` (and ``REMOTE_ADDR``/``REMOTE_PORT`` are the
+tailnet peer's).
 
 uvicorn needs asyncio: under trio, serving raises
 :class:`~tailnet.UnsupportedError`. Needs ``pip install 'tailnet[asgi]'``
@@ -46,9 +52,13 @@ import anyio
 from anyio import TASK_STATUS_IGNORED
 from anyio.abc import TaskStatus
 
-from ._core import ListenerCore
-from ._exceptions import ClosedError, ConfigurationError, UnsupportedError
+from ._addresses import Address
+from ._core import ListenerCore, Node
+from ._exceptions import ClosedError, ConfigurationError, TailnetError, UnsupportedError
 from ._logs import LOGGER
+from ._node_async import _complete as complete_async
+from ._node_core import begin_whois
+from ._node_info import PeerIdentity
 from ._optional import missing
 from ._socket import TailnetSocket
 
@@ -58,10 +68,10 @@ except ImportError as exc:
     raise missing("uvicorn", "asgi", "tailnet.asgi") from exc
 
 if TYPE_CHECKING:
-    from ._async import AsyncListener
-    from ._sync import Listener
+    from ._async import AsyncListener, AsyncServer
+    from ._sync import Listener, Server
 
-__all__ = ["EXTENSION", "WSGI_PEER_KEY", "from_wsgi", "run", "serve"]
+__all__ = ["EXTENSION", "WSGI_PEER_KEY", "WSGI_WHOIS_KEY", "from_wsgi", "run", "serve"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -74,6 +84,10 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 EXTENSION = "tailnet"
 #: The WSGI environ key holding the peer's tailnet ``(ip, port)``.
 WSGI_PEER_KEY = "tailnet.peer"
+#: The WSGI environ key holding the caller's :class:`~tailnet.PeerIdentity` (or None).
+WSGI_WHOIS_KEY = "tailnet.whois"
+#: How long a connection's whois may take before it is served with ``"whois"`` None.
+WHOIS_TIMEOUT = 10.0
 
 #: uvicorn options that choose a socket of uvicorn's own; the tailnet listener replaces them.
 _SOCKET_OPTIONS = ("host", "port", "uds", "fd")
@@ -99,17 +113,45 @@ class _TailnetTransport:
         return getattr(self._transport, name)
 
 
+class _Callers:
+    """Who is behind each open connection: the node's whois, looked up once per connection."""
+
+    def __init__(self, node: Node | None) -> None:
+        self._node = node
+        self._identities: dict[Address, PeerIdentity | None] = {}
+
+    async def resolve(self, peer: Address) -> None:
+        """Look up a new connection's caller (nothing without a node: serving a bare listener)."""
+        identity = None
+        if self._node is not None:
+            try:
+                identity = await complete_async(begin_whois(self._node, peer, WHOIS_TIMEOUT))
+            except (OSError, TailnetError) as exc:  # the connection is served, its caller unnamed
+                LOGGER.info("whois %s failed: %s", peer, exc)
+        self._identities[peer] = identity
+
+    def get(self, peer: Address) -> PeerIdentity | None:
+        """The caller on the connection from ``peer`` (None if not known)."""
+        return self._identities.get(peer)
+
+    def forget(self, peer: Address) -> None:
+        """The connection from ``peer`` has ended."""
+        self._identities.pop(peer, None)
+
+
 class _TailnetProtocol(asyncio.Protocol):
     """Passes everything to uvicorn's protocol; only wraps the transport it is given."""
 
-    def __init__(self, inner: asyncio.Protocol, sock: TailnetSocket) -> None:
+    def __init__(self, inner: asyncio.Protocol, sock: TailnetSocket, callers: _Callers) -> None:
         self._inner = inner
         self._sock = sock
+        self._callers = callers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._inner.connection_made(_TailnetTransport(transport, self._sock))  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._callers.forget(self._sock.getpeername())
         self._inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -136,11 +178,16 @@ class _Acceptor:
     """
 
     def __init__(
-        self, listener: ListenerCore, protocol: Callable[[], asyncio.Protocol], server: _Uvicorn
+        self,
+        listener: ListenerCore,
+        protocol: Callable[[], asyncio.Protocol],
+        server: _Uvicorn,
+        callers: _Callers,
     ) -> None:
         self._listener = listener
         self._protocol = protocol
         self._server = server
+        self._callers = callers
         self._setups: set[asyncio.Task[None]] = set()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -167,16 +214,22 @@ class _Acceptor:
             return TailnetSocket.adopt(conn.fd, conn.remote, conn.local)
 
     async def _connect(self, sock: TailnetSocket) -> None:
-        """Hand one connection to a new uvicorn protocol (after the TLS handshake, if any)."""
+        """Name the caller, then hand the connection to a new uvicorn protocol (after TLS, if any)."""
         loop = asyncio.get_running_loop()
+        peer = sock.getpeername()
         try:
+            await self._callers.resolve(peer)
             await loop.connect_accepted_socket(
-                lambda: _TailnetProtocol(self._protocol(), sock), sock, ssl=self._server.config.ssl
+                lambda: _TailnetProtocol(self._protocol(), sock, self._callers),
+                sock,
+                ssl=self._server.config.ssl,
             )
         except (OSError, asyncio.TimeoutError) as exc:  # e.g. a failed TLS handshake
-            LOGGER.info("connection from %s failed: %s", sock.getpeername(), exc)
+            LOGGER.info("connection from %s failed: %s", peer, exc)
+            self._callers.forget(peer)
             sock.close()
         except asyncio.CancelledError:
+            self._callers.forget(peer)
             sock.close()
             raise
 
@@ -196,10 +249,15 @@ class _Uvicorn(uvicorn.Server):
     """uvicorn's server, accepting from a tailnet listener instead of a socket of its own."""
 
     def __init__(
-        self, config: uvicorn.Config, listener: ListenerCore, on_started: Callable[[], object] = lambda: None
+        self,
+        config: uvicorn.Config,
+        listener: ListenerCore,
+        callers: _Callers,
+        on_started: Callable[[], object] = lambda: None,
     ) -> None:
         super().__init__(config)
         self._listener = listener
+        self._callers = callers
         self._on_started = on_started
 
     async def serve(self, sockets: list[Any] | None = None) -> None:
@@ -221,44 +279,61 @@ class _Uvicorn(uvicorn.Server):
             server_state=self.server_state,
             app_state=self.lifespan.state,
         )
-        self.servers.append(_Acceptor(self._listener, protocol, self))  # type: ignore[arg-type]
+        self.servers.append(_Acceptor(self._listener, protocol, self, self._callers))  # type: ignore[arg-type]
         scheme = "https" if self.config.ssl else "http"
         LOGGER.info("serving %s on tailnet %s", scheme, self._listener.address)
         self._on_started()
 
 
-def _peer_extension(app: ASGIApp) -> ASGIApp:
+def _peer_extension(app: ASGIApp, callers: _Callers) -> ASGIApp:
     """Wrap a loaded app so each HTTP/WebSocket scope carries the tailnet extension."""
 
     async def with_peer(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and scope.get("client"):
             host, port = scope["client"]
             extensions = dict(scope.get("extensions") or {})
-            extensions[EXTENSION] = {"peer": (host, port)}
+            extensions[EXTENSION] = {"peer": (host, port), "whois": callers.get((host, port))}
             scope = {**scope, "extensions": extensions}
         await app(scope, receive, send)
 
     return with_peer
 
 
-def _config(app: ASGIApp | str, options: dict[str, Any]) -> uvicorn.Config:
-    for name in _SOCKET_OPTIONS:
-        if name in options:
-            raise ConfigurationError(
-                f"uvicorn's {name!r} option does not apply: the app is served on a tailnet listener"
-            )
-    config = uvicorn.Config(app, **options)
-    config.load()
+def _server(
+    app: ASGIApp | str,
+    listener: ListenerCore,
+    node: Node | None,
+    options: dict[str, Any],
+    on_started: Callable[[], object] = lambda: None,
+) -> _Uvicorn:
+    """Uvicorn's server for the app on the listener (closing the listener if it cannot be made)."""
+    try:
+        for name in _SOCKET_OPTIONS:
+            if name in options:
+                raise ConfigurationError(
+                    f"uvicorn's {name!r} option does not apply: the app is served on a tailnet listener"
+                )
+        config = uvicorn.Config(app, **options)
+        config.load()
+    except BaseException:
+        listener.close()
+        raise
+    callers = _Callers(node)
     # Outermost, so the extension reflects the connection even when uvicorn's
     # proxy-headers middleware rewrites scope["client"] from a trusted proxy.
-    config.loaded_app = _peer_extension(config.loaded_app)
-    return config
+    config.loaded_app = _peer_extension(config.loaded_app, callers)
+    return _Uvicorn(config, listener, callers, on_started)
+
+
+def _node(server: Server | AsyncServer | None) -> Node | None:
+    return None if server is None else server._node
 
 
 async def serve(
     listener: AsyncListener | Listener,
     app: ASGIApp | str,
     *,
+    server: Server | AsyncServer | None = None,
     task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
     **options: Any,
 ) -> None:
@@ -268,6 +343,8 @@ async def serve(
         listener: Where to accept connections; serving takes it over.
         app: An ASGI 3 application, or an import string ("module:app") as
             uvicorn accepts.
+        server: The listener's node: with it, each connection's caller is
+            looked up (whois) for the scope's ``"whois"`` entry.
         task_status: For ``await task_group.start(serve, ...)``, which
             returns once the app has started (lifespan startup done) and
             connections are being accepted.
@@ -293,12 +370,8 @@ async def serve(
         if not started.done():
             started.set_result(None)
 
-    try:
-        server = _Uvicorn(_config(app, options), core, on_started)
-    except BaseException:
-        core.close()
-        raise
-    task = loop.create_task(server.serve())
+    uvicorn_server = _server(app, core, _node(server), options, on_started)
+    task = loop.create_task(uvicorn_server.serve())
     try:
         await asyncio.wait((task, started), return_when=asyncio.FIRST_COMPLETED)
         if started.done():
@@ -307,30 +380,25 @@ async def serve(
     finally:
         started.cancel()
         if not task.done():  # cancelled: shut down gracefully, as on Ctrl-C
-            server.should_exit = True
+            uvicorn_server.should_exit = True
             with anyio.CancelScope(shield=True):
                 await task
 
 
-def run(listener: Listener, app: ASGIApp | str, **options: Any) -> None:
+def run(listener: Listener, app: ASGIApp | str, *, server: Server | None = None, **options: Any) -> None:
     """Blocking :func:`serve`, in an event loop of its own (uvicorn's ``loop`` option picks it)."""
-    core = listener._core
-    try:
-        server = _Uvicorn(_config(app, options), core)
-    except BaseException:
-        core.close()
-        raise
-    server.run()
+    _server(app, listener._core, _node(server), options).run()
 
 
 def _wsgi_peer(app: WSGIApp) -> WSGIApp:
-    """Add ``environ["tailnet.peer"]`` from the ASGI scope a2wsgi passes along."""
+    """Add ``environ["tailnet.peer"]`` and ``["tailnet.whois"]`` from the ASGI scope a2wsgi passes along."""
 
     def with_peer(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         scope = environ.get("asgi.scope") or {}
         extension = (scope.get("extensions") or {}).get(EXTENSION)
         if extension is not None:
             environ[WSGI_PEER_KEY] = extension["peer"]
+            environ[WSGI_WHOIS_KEY] = extension["whois"]
         return app(environ, start_response)
 
     return with_peer
@@ -339,7 +407,8 @@ def _wsgi_peer(app: WSGIApp) -> WSGIApp:
 def from_wsgi(app: WSGIApp, *, workers: int = 10) -> ASGIApp:
     """An ASGI app running a WSGI app in a pool of ``workers`` threads (a2wsgi).
 
-    Its environ carries ``environ["tailnet.peer"]``. Needs
+    Its environ carries ``environ["tailnet.peer"]`` and
+    ``environ["tailnet.whois"]`` (see :mod:`tailnet.asgi`). Needs
     ``pip install 'tailnet[wsgi]'``.
     """
     try:
