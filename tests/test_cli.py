@@ -130,13 +130,30 @@ def test_up_then_status_reuse_the_state_dir(env: dict[str, str], tmp_path: Path)
     assert "cli-up: joining the tailnet..." in up.stderr  # progress, not on stdout
     info = json.loads(up.stdout)
     assert info["hostname"] == "cli-up"
+    assert info["state"] == "Running"
+    assert info["dns_name"] == "cli-up.tailnet.test"
     assert info["ips"][0].startswith("100.")
     assert Path(info["state_dir"]) == tmp_path / "data" / "tailnet" / "cli-up"
     status = run("status", "-n", "cli-up", "--json", env=env)
     assert status.returncode == 0, status.stderr
-    assert json.loads(status.stdout)["ips"] == info["ips"]  # the same node, from its saved identity
+    again = json.loads(status.stdout)
+    assert again["ips"] == info["ips"]  # the same node, from its saved identity
+    assert again["state"] == "Running"
     text = run("status", "-n", "cli-up", env=env)
+    assert "cli-up: Running" in text.stdout
     assert f"IPs:       {', '.join(info['ips'])}" in text.stdout
+    assert "name:      cli-up.tailnet.test" in text.stdout
+
+
+def test_status_lists_peers(env: dict[str, str], tailnet_node: Callable[..., tailnet.Server]) -> None:
+    peer = tailnet_node("cli-peer")
+    status = run("status", "-n", "cli-status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    peers = {p["name"]: p for p in json.loads(status.stdout)["peers"]}
+    assert peers["cli-peer"]["ips"][0] == str(peer.ips[0])
+    assert peers["cli-peer"]["online"] is True
+    text = run("status", "-n", "cli-status", env=env).stdout
+    assert re.search(rf"^    cli-peer +{re.escape(str(peer.ips[0]))} +online", text, re.MULTILINE), text
 
 
 def test_local_tailnet_with_interactive_login(children: Callable[..., Child], tmp_path: Path) -> None:
@@ -150,17 +167,18 @@ def test_local_tailnet_with_interactive_login(children: Callable[..., Child], tm
     url = up.expect(r"(http://\S+/auth/\S+)", "stderr").group(1)
     control.write(url)
     control.expect(r"^approved ", "stderr")
-    up.expect(r"^cli-login: running")
+    up.expect(r"^cli-login: Running")
     ips = up.expect(r"IPs: +(\S+),").group(1)
     assert up.proc.wait(60) == 0
     # Logged in once: status needs no login, and it is the same node.
     status = run("status", "-n", "cli-login", "--json", env=env)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["ips"][0] == ips
-    # A node that never logged in is reported as not running.
-    never = run("status", "-n", "cli-never", "--timeout", "2", env=env)
+    # A node that never logged in says so, with the URL to log in at.
+    never = run("status", "-n", "cli-never", env=env)
     assert never.returncode == 1
-    assert "cli-never: not running" in never.stderr
+    assert "cli-never: NeedsLogin" in never.stdout
+    assert re.search(r"log in at: http://\S+/auth/", never.stdout), never.stdout
     assert control.stop(signal.SIGTERM) == 0
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import anyio
 
 from .._exceptions import TailnetError
+from .._node_info import BackendState
 from ..socketserver import ThreadingTCPServer
 from ..testing import LocalTailnet
 from . import _node
@@ -42,7 +43,7 @@ __all__ = ["main"]
 
 Command = Callable[[argparse.Namespace], int]
 
-#: How long ``tailnet status`` waits for the node to run on its saved identity.
+#: How long ``tailnet status`` waits for a starting node to run (or to need a login).
 STATUS_TIMEOUT = 30.0
 
 
@@ -75,25 +76,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    if args.timeout is None:
-        args.timeout = STATUS_TIMEOUT
+    node = _node.server(args)
     try:
-        return _up(args)
-    except TimeoutError:
-        print(
-            f"{args.hostname}: not running: it did not join within {args.timeout:g} s"
-            " (has it logged in? `tailnet up` logs in)",
-            file=sys.stderr,
-        )
-        return 1
+        state = _node.settle(node, STATUS_TIMEOUT if args.timeout is None else args.timeout)
+        _node.print_status(_node.status(node), args.json)
+    finally:
+        node.close()
+    return 0 if state is BackendState.RUNNING else 1
 
 
 def _proxy(args: argparse.Namespace) -> int:
     async def run() -> None:
         node = _node.async_server(args)
         try:
-            with Progress(f"{node.hostname}: joining the tailnet"):
-                await node.up(timeout=args.timeout)
+            with Progress(f"{node.hostname}: joining the tailnet") as progress:
+                await node.up(timeout=args.timeout, on_event=progress.event)
             await proxy(node, args.port or args.local_port, args.local_host, args.local_port)
         finally:
             await node.aclose()
@@ -157,7 +154,11 @@ def _parser() -> argparse.ArgumentParser:
     command("demo", _demo, "two nodes on a built-in local tailnet exchange a message", node=False)
     for name, run, help_text in [
         ("up", _up, "join the tailnet (logging in if needed), print the node's status and exit"),
-        ("status", _status, "print the node's status (it joins with its saved identity)"),
+        (
+            "status",
+            _status,
+            "print the node's status: state, name, IPs, peers (exit status 1 unless running)",
+        ),
     ]:
         command(name, run, help_text).add_argument("--json", action="store_true", help="print JSON")
     serve = command("serve", _serve, "share a directory over HTTP on the tailnet")

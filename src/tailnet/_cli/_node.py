@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
 from .._async import AsyncServer
+from .._exceptions import TailnetTimeout
+from .._node_info import BackendState, LoginRequired, StateChanged, Status
 from .._sync import Server
 from ._progress import Progress
 
-__all__ = ["add_node_options", "async_server", "join", "print_status", "server", "status"]
+__all__ = ["add_node_options", "async_server", "join", "print_status", "server", "settle", "status"]
 
 DEFAULT_HOSTNAME = "tailnet"
+
+#: States in which a starting node stops changing by itself (NEEDS_LOGIN too, once its URL is known:
+#: before that it is often a passing state, e.g. while an auth key is being used).
+SETTLED = frozenset({BackendState.RUNNING, BackendState.NEEDS_MACHINE_AUTH, BackendState.STOPPED})
 
 
 def add_node_options(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +32,8 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
         help="the node's name on the tailnet (default: %(default)s); it also names its state dir",
     )
     group.add_argument(
-        "--state-dir", help="where the node keeps its identity (default: per hostname in the user's data dir)"
+        "--state-dir",
+        help="where the node keeps its identity (default: per hostname in the user's data dir)",
     )
     group.add_argument(
         "--authkey", help="auth key to join without an interactive login (default: $TS_AUTHKEY)"
@@ -61,17 +69,55 @@ def async_server(args: argparse.Namespace) -> AsyncServer:
 
 
 def join(node: Server, timeout: float | None) -> Server:
-    """Bring the node up, showing progress (and, through logging, the login URL if one is needed)."""
-    with Progress(f"{node.hostname}: joining the tailnet"):
-        return node.up(timeout=timeout)
+    """Bring the node up, showing its progress (the login URL, if one is needed, is logged)."""
+    with Progress(f"{node.hostname}: joining the tailnet") as progress:
+        return node.up(timeout=timeout, on_event=progress.event)
 
 
-def status(node: Server | AsyncServer) -> dict[str, Any]:
-    """What is known about a running node, as plain data (printed as text or JSON)."""
+def settle(node: Server, timeout: float) -> BackendState:
+    """Start the node; wait (at most ``timeout`` s) until it runs or waits for a login at a URL."""
+    deadline = time.monotonic() + timeout
+    with Progress(f"{node.hostname}: starting") as progress, node.watch() as events:
+        while True:
+            try:
+                event = events.receive(timeout=max(0.0, deadline - time.monotonic()))
+            except TailnetTimeout:
+                return node.state
+            progress.event(event)
+            if isinstance(event, StateChanged) and event.state in SETTLED:
+                return event.state
+            if isinstance(event, LoginRequired):
+                return BackendState.NEEDS_LOGIN
+
+
+def status(node: Server) -> dict[str, Any]:
+    """The node's status as plain data (printed as text or JSON)."""
+    return _describe(node, node.status())
+
+
+def _describe(node: Server, st: Status) -> dict[str, Any]:
+    me = st.self_node
     return {
         "hostname": node.hostname,
-        "ips": [str(ip) for ip in node.ips],
+        "state": st.state.value,
+        "login_url": st.login_url,
+        "dns_name": me.dns_name,
+        "ips": [str(ip) for ip in me.ips],
+        "user": me.user.login_name if me.user else None,
+        "tags": list(me.tags),
+        "tailnet": st.tailnet,
         "state_dir": node.state_dir,
+        "peers": [
+            {
+                "name": peer.name,
+                "dns_name": peer.dns_name,
+                "ips": [str(ip) for ip in peer.ips],
+                "online": peer.online,
+                "path": peer.path.value,
+            }
+            for peer in st.peers
+        ],
+        "health": list(st.health),
     }
 
 
@@ -80,6 +126,21 @@ def print_status(info: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(info, indent=2))
         return
-    print(f"{info['hostname']}: running")
-    print(f"  IPs:       {', '.join(info['ips'])}")
+    print(f"{info['hostname']}: {info['state']}")
+    if info["login_url"]:
+        print(f"  log in at: {info['login_url']}")
+    if info["ips"]:
+        print(f"  name:      {info['dns_name']}")
+        print(f"  IPs:       {', '.join(info['ips'])}")
+        print(f"  owner:     {', '.join(info['tags']) or info['user']}")
     print(f"  state dir: {info['state_dir']}")
+    for warning in info["health"]:
+        print(f"  health:    {warning}")
+    if info["peers"]:
+        print("  peers:")
+        width = max(len(peer["name"]) for peer in info["peers"])
+        for peer in info["peers"]:
+            online = "online" if peer["online"] else "offline"
+            print(
+                f"    {peer['name']:<{width}}  {', '.join(peer['ips'][:1]):<15}  {online:<7}  {peer['path']}"
+            )

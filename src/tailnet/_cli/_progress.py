@@ -9,6 +9,8 @@ import time
 from types import TracebackType
 from typing import TextIO
 
+from .._node_info import LoginRequired, StateChanged, WatchEvent
+
 __all__ = ["Progress", "configure_logging"]
 
 _CLEAR_LINE = "\r\033[K"
@@ -45,9 +47,29 @@ class Progress:
         self._what = what
         self._stream = stream if stream is not None else sys.stderr
         self._every = every
+        self._state = ""
+        self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tailnet-progress", daemon=True)
         self._start = 0.0
+
+    def event(self, event: WatchEvent) -> None:
+        """Show a node event (for ``up(on_event=...)``): its state, or that a login is awaited."""
+        if isinstance(event, StateChanged):
+            self.state(event.state.value)
+        elif isinstance(event, LoginRequired):
+            self.state("waiting for the login (URL above)")
+        else:
+            self.state(f"error: {event.message}")
+
+    def state(self, text: str) -> None:
+        """What is happening now: on the status line, or on a line of its own off a terminal."""
+        with self._lock:
+            if text == self._state:
+                return
+            self._state = text
+        if not self._stream.isatty():
+            self._write(f"{self._what}: {text}\n")
 
     def _run(self) -> None:
         tty = self._stream.isatty()
@@ -59,14 +81,16 @@ class Progress:
         while not self._done.wait(interval):
             tick += 1
             elapsed = time.monotonic() - self._start
+            state = f" [{self._state}]" if self._state else ""
             if tty:
-                self._write(f"{_CLEAR_LINE}{frames[tick % 4]} {self._what}... {elapsed:.0f} s")
+                self._write(f"{_CLEAR_LINE}{frames[tick % 4]} {self._what}...{state} {elapsed:.0f} s")
             else:
-                self._write(f"still {self._what} ({elapsed:.0f} s)\n")
+                self._write(f"still {self._what}{state} ({elapsed:.0f} s)\n")
 
     def _write(self, text: str) -> None:
-        self._stream.write(text)
-        self._stream.flush()
+        with self._lock:
+            self._stream.write(text)
+            self._stream.flush()
 
     def __enter__(self) -> Progress:
         self._start = time.monotonic()
