@@ -8,19 +8,36 @@ CMake (and so ``pip install``) runs it; developers may run it directly::
     python build_libtailscale.py --out-dir build/lib
 
 It prints the paths of the files it wrote, one per line.
+
+What it builds for is chosen by the environment, so CMake and pip need not
+know anything about Go:
+
+- ``_PYTHON_HOST_PLATFORM`` (the standard cross-compilation variable, which
+  also sets the wheel's platform tag), e.g. ``linux-aarch64``: the target.
+  Unset: this machine.
+- ``TAILNET_CC=zig``: compile cgo with ``zig cc`` against glibc
+  ``GLIBC_FLOOR`` (Linux only), which gives a manylinux_2_17 library from
+  any Linux machine and cross-compiles to the other architecture. zig comes
+  from ``$TAILNET_ZIG`` (a command), ``zig`` on PATH, or the ``ziglang``
+  package (``pip install ziglang``). Unset: ``$CC`` or ``cc``, which links
+  against this machine's glibc.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
+import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -30,17 +47,76 @@ HEADER = GO_DIR / "tailscale.h"
 #: Library file name per platform; the Python loader uses the same names.
 LIB_NAMES = {"linux": "libtailnet.so", "darwin": "libtailnet.dylib"}
 
-#: Go build tags. Each ts_omit_* drops a tailscale feature a library node
-#: never uses; see docs/architecture.md before adding one.
-GO_TAGS: list[str] = [
+#: Tailscale features left out of the library (ts_omit_* build tags): GRO
+#: for correctness, the rest because a library node never uses them.
+#: docs/packaging.md says why each is safe to drop and what it saves;
+#: go/features.go refuses to compile if one the library needs is dropped.
+OMITTED_FEATURES: tuple[str, ...] = (
     # Correctness, not size: gVisor's GRO.Flush (in the netstack version
     # tailscale v1.102.5 pins) delivers only the first packet of each bucket
     # and returns the rest to a process-wide pool, so with two nodes in one
     # process a packet for one node reaches the other, which then resets
     # connections (google/gvisor#14081; docs/architecture.md). Without GRO
     # every packet goes straight to its own stack.
-    "ts_omit_gro",
-]
+    "gro",
+    # NAT port mapping: tailnet nodes run with it disabled (TS_DISABLE_PORTMAPPER).
+    "portmapper",
+    "debugportmapper",
+    # Features of a machine's own Tailscale install, never of a library node.
+    "ssh",
+    "taildrop",
+    "drive",
+    "webclient",
+    "clientupdate",
+    "relayserver",
+    "appconnectors",
+    "conn25",
+    "advertiseexitnode",
+    "bird",
+    "capture",
+    "remoteconfig",
+    "posture",
+    "portlist",
+    "wakeonlan",
+    "tpm",
+    "kube",
+    "aws",
+    "identityfederation",
+    "captiveportal",
+    "syspolicy",
+    "hujsonconf",
+    "runtimemetrics",
+    "debugeventbus",
+    "doctor",
+    # OS integration: a library node has no TUN device and configures nothing.
+    "osrouter",
+    "iptables",
+    "dbus",
+    "networkmanager",
+    "resolved",
+    "linuxdnsfight",
+    "linkspeed",
+    "tundevstats",
+    "tap",
+    "listenrawdisco",
+    "sdnotify",
+    "syslog",
+    "synology",
+    "unixsocketidentity",
+    "webbrowser",
+    "desktop_sessions",
+    "serviceclientprefs",
+    "ace",
+)
+
+#: Go build tags, fixed: the same source and toolchain give the same bytes.
+GO_TAGS: list[str] = [f"ts_omit_{feature}" for feature in OMITTED_FEATURES]
+
+#: The oldest glibc a zig-built Linux library links against (manylinux_2_17).
+GLIBC_FLOOR = "2.17"
+
+_GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+_ZIG_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 class BuildError(Exception):
@@ -77,46 +153,120 @@ def find_go() -> str:
     return go
 
 
-def lib_name() -> str:
-    """The library file name for the platform being built for."""
-    goos = os.environ.get("GOOS") or sys.platform
-    for prefix, name in LIB_NAMES.items():
-        if goos.startswith(prefix):
-            return name
-    raise BuildError(f"unsupported platform {goos!r}: tailnet builds on Linux and macOS")
+@dataclass(frozen=True)
+class Target:
+    """What the library is built for: Go's names for the OS and architecture."""
+
+    goos: str
+    goarch: str
+
+    @property
+    def lib_name(self) -> str:
+        """The library file name; the Python loader uses the same names."""
+        return LIB_NAMES[self.goos]
+
+    @property
+    def native(self) -> bool:
+        """Whether this machine could run the library."""
+        return self == host_target()
 
 
-def build_library(go: str, out_dir: Path) -> Path:
+def _target(system: str, machine: str, origin: str) -> Target:
+    goos = "darwin" if system in ("darwin", "macosx") else system
+    goarch = _GOARCH.get(machine.lower())
+    if goos not in LIB_NAMES or goarch is None:
+        raise BuildError(
+            f"unsupported target {origin!r}: tailnet builds for Linux and macOS on x86_64 and arm64"
+        )
+    return Target(goos, goarch)
+
+
+def host_target() -> Target:
+    """This machine."""
+    return _target(sys.platform, platform.machine(), f"{sys.platform}-{platform.machine()}")
+
+
+def parse_platform(text: str) -> Target:
+    """A target from a sysconfig platform (``linux-aarch64``, ``macosx-11.0-arm64``)."""
+    parts = text.split("-")
+    return _target(parts[0], parts[-1], text)
+
+
+def build_target() -> Target:
+    """The target: ``$_PYTHON_HOST_PLATFORM`` when cross-compiling, else this machine."""
+    cross = os.environ.get("_PYTHON_HOST_PLATFORM")
+    return parse_platform(cross) if cross else host_target()
+
+
+def find_zig() -> list[str]:
+    """The zig command: $TAILNET_ZIG, zig on PATH, or the ziglang package."""
+    if os.environ.get("TAILNET_ZIG"):
+        return shlex.split(os.environ["TAILNET_ZIG"])
+    if shutil.which("zig"):
+        return ["zig"]
+    if importlib.util.find_spec("ziglang") is not None:
+        return [sys.executable, "-m", "ziglang"]
+    raise BuildError("TAILNET_CC=zig, but no zig found: `pip install ziglang`, or set TAILNET_ZIG")
+
+
+def c_compiler(target: Target) -> list[str] | None:
+    """The C compiler command for cgo, or None to leave the choice to Go (native builds)."""
+    if os.environ.get("TAILNET_CC") == "zig":
+        if target.goos != "linux":
+            raise BuildError("TAILNET_CC=zig is for Linux targets; macOS builds use the system clang")
+        return [*find_zig(), "cc", "-target", f"{_ZIG_ARCH[target.goarch]}-linux-gnu.{GLIBC_FLOOR}"]
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])
+    if target.native:
+        return None
+    if target.goos == "darwin" and host_target().goos == "darwin":
+        return ["clang", "-arch", "x86_64" if target.goarch == "amd64" else "arm64"]
+    raise BuildError(
+        f"cross-building for {target.goos}/{target.goarch} needs a cross C compiler: "
+        "set TAILNET_CC=zig (pip install ziglang), or CC"
+    )
+
+
+def build_library(go: str, out_dir: Path, target: Target) -> Path:
     """Run ``go build -buildmode=c-shared`` into out_dir."""
-    lib = out_dir / lib_name()
-    env = {**os.environ, "CGO_ENABLED": "1"}
+    lib = out_dir / target.lib_name
+    cc = c_compiler(target)
+    env = {**os.environ, "CGO_ENABLED": "1", "GOOS": target.goos, "GOARCH": target.goarch}
+    if cc is not None:
+        env["CC"] = shlex.join(cc)
     env.setdefault("GOFLAGS", "-mod=readonly")
+    ldflags = "-s -w -buildid="
+    if os.environ.get("TAILNET_CC") == "zig":
+        ldflags += " -extldflags=-Wl,--strip-all"  # zig's linker ignores a plain -s
     cmd = [
         go,
         "build",
         "-buildmode=c-shared",
         "-trimpath",
         "-buildvcs=false",
-        "-ldflags=-s -w -buildid=",
+        f"-ldflags={ldflags}",
         f"-tags={','.join(GO_TAGS)}",
         "-o",
         str(lib),
         ".",
     ]
-    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    settings = f"CC={shlex.quote(env['CC'])} " if cc is not None else ""
+    print(f"+ {settings}GOOS={target.goos} GOARCH={target.goarch}", file=sys.stderr)
+    print("+", shlex.join(cmd), file=sys.stderr, flush=True)
     if subprocess.run(cmd, cwd=GO_DIR, env=env, check=False).returncode != 0:
         raise BuildError("go build failed (see its output above)")
     lib.with_suffix(".h").unlink(missing_ok=True)  # cgo's header; ours is tailscale.h
     return lib
 
 
-def check_header(go: str) -> None:
+def check_header(go: str, cc: list[str] | None) -> None:
     """Compile tailscale.h together with cgo's generated header.
 
     Any signature that drifted between the two is then a build error. (cgo
     cannot say const, so const is defined away for this check only.)
     """
-    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    if cc is None:
+        cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
     sources = sorted(str(p) for p in GO_DIR.glob("*.go") if 'import "C"' in p.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         cgo_header = Path(tmp, "cgo_export.h")
@@ -132,7 +282,7 @@ def check_header(go: str) -> None:
         probe = Path(tmp, "probe.c")
         probe.write_text(f'#include "{HEADER}"\n#include "{cgo_header}"\n')
         check = subprocess.run(
-            [*cc.split(), "-fsyntax-only", "-Dconst=", str(probe)],
+            [*cc, "-c", "-Dconst=", "-o", str(probe.with_suffix(".o")), str(probe)],
             capture_output=True,
             text=True,
             check=False,
@@ -152,7 +302,7 @@ def cdef_source() -> str:
 
 def build_ffi_module(out_dir: Path) -> Path:
     """Generate tailnet/_ffi.py (cffi out-of-line ABI mode: pure Python)."""
-    import cffi
+    import cffi  # type: ignore[import-untyped]
 
     builder = cffi.FFI()
     builder.cdef(cdef_source())
@@ -175,9 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         go = find_go()
-        lib = build_library(go, out_dir)
+        target = build_target()
+        lib = build_library(go, out_dir, target)
         if not args.skip_header_check:
-            check_header(go)
+            check_header(go, c_compiler(target))
         ffi = build_ffi_module(out_dir)
     except BuildError as exc:
         print(f"build_libtailscale.py: error: {exc}", file=sys.stderr)

@@ -35,3 +35,48 @@ def test_header_declarations_match_the_library() -> None:
     assert len(names) >= 15
     for name in names:
         assert ffi.typeof(getattr(library, name)).kind == "function"
+
+
+def _build_script_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CC", "TAILNET_CC", "TAILNET_ZIG")}
+    env.pop("_PYTHON_HOST_PLATFORM", None)
+    env.update(extra)
+    return env
+
+
+def _run_build_script(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "build_libtailscale.py"), "--out-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cross_build_without_a_cross_compiler_is_a_clear_error(tmp_path: Path) -> None:
+    machine = "x86_64" if os.uname().machine == "aarch64" else "aarch64"
+    env = _build_script_env(tmp_path, _PYTHON_HOST_PLATFORM=f"linux-{machine}")
+    result = _run_build_script(tmp_path, env)
+    assert result.returncode == 1
+    assert "needs a cross C compiler" in result.stderr
+    assert "TAILNET_CC=zig" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_zig_requested_but_missing_is_a_clear_error(tmp_path: Path) -> None:
+    # The test venv has no ziglang; PATH keeps go but has no zig.
+    go = subprocess.run(["go", "env", "GOROOT"], capture_output=True, text=True, check=True).stdout.strip()
+    env = _build_script_env(tmp_path, TAILNET_CC="zig", PATH=f"{go}/bin")
+    result = _run_build_script(tmp_path, env)
+    assert result.returncode == 1
+    assert "no zig found" in result.stderr
+    assert "pip install ziglang" in result.stderr
+
+
+def test_unsupported_target_is_a_clear_error(tmp_path: Path) -> None:
+    env = _build_script_env(tmp_path, _PYTHON_HOST_PLATFORM="linux-riscv64")
+    result = _run_build_script(tmp_path, env)
+    assert result.returncode == 1
+    assert "unsupported target 'linux-riscv64'" in result.stderr
+    assert "Traceback" not in result.stderr
