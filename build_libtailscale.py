@@ -259,6 +259,45 @@ def build_library(go: str, out_dir: Path, target: Target) -> Path:
     return lib
 
 
+_LICENSE_FILE = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE|PATENTS)", re.I)
+
+
+def write_notices(go: str, target: Target, out_dir: Path) -> Path:
+    """THIRD_PARTY_NOTICES.txt: the license texts of Go and every module linked into the library.
+
+    Their licenses (BSD, MIT, Apache-2.0) ask that binary copies carry them;
+    the wheel installs this file next to the library. A module without a
+    license file stops the build rather than ship without its notice.
+    """
+    env = {**os.environ, "CGO_ENABLED": "1", "GOOS": target.goos, "GOARCH": target.goarch}
+    template = "{{with .Module}}{{if not .Main}}{{.Path}} {{.Version}} {{.Dir}}{{end}}{{end}}"
+    listed = subprocess.run(
+        [go, "list", "-deps", f"-tags={','.join(GO_TAGS)}", "-f", template, "."],
+        cwd=GO_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    goroot = subprocess.run([go, "env", "GOROOT"], capture_output=True, text=True, check=False).stdout.strip()
+    if listed.returncode != 0 or not goroot:
+        raise BuildError(f"could not list the Go modules in the library:\n{listed.stderr}")
+    sections = [("Go (standard library and runtime)", [Path(goroot, "LICENSE")])]
+    for line in sorted(set(filter(None, listed.stdout.splitlines()))):
+        path, version, directory = line.split(" ", 2)
+        files = sorted(f for f in Path(directory).iterdir() if _LICENSE_FILE.match(f.name) and f.is_file())
+        if not files:
+            raise BuildError(f"Go module {path} {version} has no license file to ship with the library")
+        sections.append((f"{path} {version}", files))
+    parts = ["Third-party software in libtailnet, and the notices its licenses ask copies to carry.\n"]
+    for title, files in sections:
+        for file in files:
+            parts.append(f"\n{'=' * 78}\n{title}: {file.name}\n{'=' * 78}\n\n{file.read_text().strip()}\n")
+    notices = out_dir / "THIRD_PARTY_NOTICES.txt"
+    notices.write_text("".join(parts))
+    return notices
+
+
 def check_header(go: str, cc: list[str] | None) -> None:
     """Compile tailscale.h together with cgo's generated header.
 
@@ -330,11 +369,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_header_check:
             check_header(go, c_compiler(target))
         ffi = build_ffi_module(out_dir)
+        notices = write_notices(go, target, out_dir)
     except BuildError as exc:
         print(f"build_libtailscale.py: error: {exc}", file=sys.stderr)
         return 1
     print(lib)
     print(ffi)
+    print(notices)
     return 0
 
 

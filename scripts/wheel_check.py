@@ -72,6 +72,9 @@ def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     print("+", " ".join(cmd), flush=True)
     result: subprocess.CompletedProcess[str] = subprocess.run(cmd, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     if result.returncode != 0:
+        for captured in (result.stdout, result.stderr):
+            if captured:
+                print(captured, end="" if captured.endswith("\n") else "\n", file=sys.stderr)
         raise CheckError(f"{cmd[0]} exited with {result.returncode}")
     return result
 

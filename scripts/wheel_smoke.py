@@ -34,6 +34,8 @@ def check_installed() -> Path:
     libraries = sorted(p.name for p in package.glob("libtailnet.*"))
     if libraries != want:
         raise SystemExit(f"expected exactly {want} in {package}, found {libraries}")
+    if not (package / "THIRD_PARTY_NOTICES.txt").is_file():
+        raise SystemExit("THIRD_PARTY_NOTICES.txt is missing from the package")
     plugins = {ep.value for ep in importlib.metadata.entry_points(group="pytest11")}
     if "tailnet.testing.pytest_plugin" not in plugins:
         raise SystemExit("the pytest plugin entry point is missing")

@@ -80,3 +80,12 @@ def test_unsupported_target_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "unsupported target 'linux-riscv64'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_package_carries_the_license_notices_of_what_the_library_links() -> None:
+    import importlib.resources
+
+    notices = importlib.resources.files("tailnet").joinpath("THIRD_PARTY_NOTICES.txt").read_text()
+    for section in ("Go (standard library and runtime)", "tailscale.com v1.102.5", "gvisor.dev/gvisor"):
+        assert f"\n{section}" in notices
+    assert "Apache License" in notices
