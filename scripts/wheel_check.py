@@ -9,7 +9,7 @@ dist/:
 2. the sdist without Go on PATH fails with a message naming the Go version;
 3. a wheel per architecture, built from the sdist with ``zig cc`` against
    glibc 2.17, ``auditwheel show`` (must be manylinux_2_28 or older) and
-   ``auditwheel repair`` to tag it;
+   ``auditwheel repair`` to tag it manylinux_2_17;
 4. reproducibility: the library built again from the source tree, into
    another directory, is byte-identical to the one in the wheel;
 5. the C API smoke test (scripts/c_smoke.c, a two-node echo) against each
@@ -44,7 +44,7 @@ from build_libtailscale import GLIBC_FLOOR  # noqa: E402  (the glibc the wheels 
 
 SCRIPTS = ROOT / "scripts"
 MINORS = ("3.10", "3.11", "3.12", "3.13", "3.14")
-#: The newest glibc the wheels may need (the task's bar; we build for 2.17).
+#: The newest glibc the wheels may need (our bar; they are built for GLIBC_FLOOR).
 MAX_GLIBC = (2, 28)
 ARCHES = ("x86_64", "aarch64")
 ARM64_SYSROOT = Path("/usr/aarch64-linux-gnu")
