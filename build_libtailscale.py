@@ -7,7 +7,9 @@ CMake (and so ``pip install``) runs it; developers may run it directly::
 
     python build_libtailscale.py --out-dir build/lib
 
-It prints the paths of the files it wrote, one per line.
+It prints the paths of the files it wrote, one per line. With
+``--tsnetbench PATH`` it builds only the Go benchmark program
+(go/cmd/tsnetbench, used by benchmarks/) into PATH.
 
 What it builds for is chosen by the environment, so CMake and pip need not
 know anything about Go:
@@ -259,6 +261,20 @@ def build_library(go: str, out_dir: Path, target: Target) -> Path:
     return lib
 
 
+def build_tsnetbench(go: str, target: Path) -> Path:
+    """Build the Go benchmark program (go/cmd/tsnetbench) for this machine, with the library's tags.
+
+    Plain flags (no -trimpath), so it shares Go's build cache with ``go vet``.
+    """
+    env = {**os.environ}
+    env.setdefault("GOFLAGS", "-mod=readonly")
+    cmd = [go, "build", "-buildvcs=false", f"-tags={','.join(GO_TAGS)}", "-o", str(target)]
+    print("+", shlex.join([*cmd, "./cmd/tsnetbench"]), file=sys.stderr, flush=True)
+    if subprocess.run([*cmd, "./cmd/tsnetbench"], cwd=GO_DIR, env=env, check=False).returncode != 0:
+        raise BuildError("go build of go/cmd/tsnetbench failed (see its output above)")
+    return target
+
+
 _LICENSE_FILE = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE|PATENTS)", re.I)
 
 
@@ -359,7 +375,15 @@ def main(argv: list[str] | None = None) -> int:
         "--out-dir", type=Path, default=ROOT / "build" / "lib", help="where to write the files"
     )
     parser.add_argument("--skip-header-check", action="store_true", help="do not compile-check tailscale.h")
+    parser.add_argument("--tsnetbench", type=Path, help="only build the Go benchmark program, to this path")
     args = parser.parse_args(argv)
+    if args.tsnetbench:
+        try:
+            print(build_tsnetbench(find_go(), args.tsnetbench.resolve()))
+        except BuildError as exc:
+            print(f"build_libtailscale.py: error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     out_dir: Path = args.out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
