@@ -121,14 +121,14 @@ def _thread(target: Callable[..., object], *args: object) -> None:
 def run_server(net: Network, sizes: Sizes) -> None:
     """Run the services and print the server line; return when stdin closes."""
     counter = UdpCounter()
-    services: list[tuple[int, Callable[[socket.socket], None]]] = [
-        (PORT_ECHO, lambda c: _echo(c, sizes.chunk)),
-        (PORT_SINK, lambda c: _sink(c, sizes.chunk)),
-        (PORT_GREET, _greet),
-        (PORT_CONTROL, lambda c: _control(c, counter)),
+    services: list[tuple[int, bytes, Callable[[socket.socket], None]]] = [
+        (PORT_ECHO, b"", lambda c: _echo(c, sizes.chunk)),
+        (PORT_SINK, b"", lambda c: _sink(c, sizes.chunk)),
+        (PORT_GREET, b"\x01", lambda c: _drain(c, 64)),
+        (PORT_CONTROL, b"", lambda c: _control(c, counter)),
     ]
-    for port, handle in services:
-        _thread(_serve, net.listen(port), handle)
+    for port, hello, handle in services:
+        _thread(_serve, net.listen(port), hello, handle)
     udp = net.datagrams(PORT_UDP)
     if udp is not None:
         _thread(_count_datagrams, udp, counter)
@@ -136,9 +136,16 @@ def run_server(net: Network, sizes: Sizes) -> None:
     sys.stdin.read()
 
 
-def _serve(listener: Accepting, handle: Callable[[socket.socket], None]) -> None:
+def _serve(listener: Accepting, hello: bytes, handle: Callable[[socket.socket], None]) -> None:
+    """Accept forever: write hello (if any) at once, then run handle in a thread of its own."""
     while True:
         conn, _ = listener.accept()
+        if hello:
+            try:
+                conn.sendall(hello)
+            except OSError:
+                conn.close()
+                continue
         _thread(_handle, conn, handle)
 
 
@@ -161,11 +168,6 @@ def _drain(conn: socket.socket, chunk: int) -> None:
 def _sink(conn: socket.socket, chunk: int) -> None:
     _drain(conn, chunk)
     conn.sendall(b"\x01")
-
-
-def _greet(conn: socket.socket) -> None:
-    conn.sendall(b"\x01")
-    _drain(conn, 64)
 
 
 def _control(conn: socket.socket, counter: UdpCounter) -> None:

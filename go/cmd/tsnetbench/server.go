@@ -27,19 +27,20 @@ func cmdServer(args []string) error {
 	counter := &udpCounter{}
 	services := []struct {
 		port   int
+		hello  []byte
 		handle func(net.Conn)
 	}{
-		{portEcho, func(c net.Conn) { echo(c, *chunk) }},
-		{portSink, func(c net.Conn) { sink(c, *chunk) }},
-		{portGreet, greet},
-		{portControl, counter.control},
+		{portEcho, nil, func(c net.Conn) { echo(c, *chunk) }},
+		{portSink, nil, func(c net.Conn) { sink(c, *chunk) }},
+		{portGreet, []byte{1}, func(c net.Conn) { drain(c, 64) }},
+		{portControl, nil, counter.control},
 	}
 	for _, s := range services {
 		ln, err := n.listen(s.port)
 		if err != nil {
 			return fmt.Errorf("listen on %d: %w", s.port, err)
 		}
-		go serve(ln, s.handle)
+		go serve(ln, s.hello, s.handle)
 	}
 	pc, err := n.listenPacket(portUDP)
 	if err != nil {
@@ -55,12 +56,19 @@ func cmdServer(args []string) error {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// serve runs handle on each connection in a goroutine of its own.
-func serve(ln net.Listener, handle func(net.Conn)) {
+// serve runs handle on each connection in a goroutine of its own, after
+// writing hello (if any) as it accepts.
+func serve(ln net.Listener, hello []byte, handle func(net.Conn)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
+		}
+		if hello != nil {
+			if _, err := c.Write(hello); err != nil {
+				c.Close()
+				continue
+			}
 		}
 		go func() {
 			defer c.Close()
@@ -87,14 +95,6 @@ func echo(c net.Conn, chunk int) {
 func sink(c net.Conn, chunk int) {
 	if drain(c, chunk) == nil {
 		c.Write([]byte{1})
-	}
-}
-
-// greet writes 1 byte, then waits for the client to close first (so the
-// client, not this side, holds the TIME_WAIT state of the connection).
-func greet(c net.Conn) {
-	if _, err := c.Write([]byte{1}); err == nil {
-		drain(c, 64)
 	}
 }
 
