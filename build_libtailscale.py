@@ -9,7 +9,8 @@ CMake (and so ``pip install``) runs it; developers may run it directly::
 
 It prints the paths of the files it wrote, one per line. With
 ``--tsnetbench PATH`` it builds only the Go benchmark program
-(go/cmd/tsnetbench, used by benchmarks/) into PATH.
+(go/cmd/tsnetbench, used by benchmarks/) into PATH; add ``--gro`` to build
+it with tsnet's GRO, as upstream ships it.
 
 What it builds for is chosen by the environment, so CMake and pip need not
 know anything about Go:
@@ -261,14 +262,17 @@ def build_library(go: str, out_dir: Path, target: Target) -> Path:
     return lib
 
 
-def build_tsnetbench(go: str, target: Path) -> Path:
+def build_tsnetbench(go: str, target: Path, *, gro: bool = False) -> Path:
     """Build the Go benchmark program (go/cmd/tsnetbench) for this machine, with the library's tags.
 
     Plain flags (no -trimpath), so it shares Go's build cache with ``go vet``.
+    With ``gro``, tsnet keeps GRO (as upstream ships it), to measure what
+    ``ts_omit_gro`` costs.
     """
     env = {**os.environ}
     env.setdefault("GOFLAGS", "-mod=readonly")
-    cmd = [go, "build", "-buildvcs=false", f"-tags={','.join(GO_TAGS)}", "-o", str(target)]
+    tags = [t for t in GO_TAGS if not (gro and t == "ts_omit_gro")]
+    cmd = [go, "build", "-buildvcs=false", f"-tags={','.join(tags)}", "-o", str(target)]
     print("+", shlex.join([*cmd, "./cmd/tsnetbench"]), file=sys.stderr, flush=True)
     if subprocess.run([*cmd, "./cmd/tsnetbench"], cwd=GO_DIR, env=env, check=False).returncode != 0:
         raise BuildError("go build of go/cmd/tsnetbench failed (see its output above)")
@@ -376,10 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-header-check", action="store_true", help="do not compile-check tailscale.h")
     parser.add_argument("--tsnetbench", type=Path, help="only build the Go benchmark program, to this path")
+    parser.add_argument("--gro", action="store_true", help="with --tsnetbench: keep tsnet's GRO")
     args = parser.parse_args(argv)
     if args.tsnetbench:
         try:
-            print(build_tsnetbench(find_go(), args.tsnetbench.resolve()))
+            print(build_tsnetbench(find_go(), args.tsnetbench.resolve(), gro=args.gro))
         except BuildError as exc:
             print(f"build_libtailscale.py: error: {exc}", file=sys.stderr)
             return 1

@@ -36,7 +36,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DOC = ROOT / "docs" / "performance.md"
 DOC_BEGIN, DOC_END = "<!-- BEGIN RESULTS -->", "<!-- END RESULTS -->"
 
-DEFAULT_SYSTEMS = ("go", "sync", "asyncio", "trio", "loopback", "loopback-py")
+DEFAULT_SYSTEMS = ("go", "sync", "asyncio", "trio", "go-gro", "loopback", "loopback-py")
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,12 @@ MODES = {
 }
 
 
-def _go_program(build_dir: Path) -> Path:
+def _go_program(build_dir: Path, *, gro: bool = False) -> Path:
     """Build go/cmd/tsnetbench (seconds when Go's cache is warm) and return its path."""
-    target = build_dir / "tsnetbench"
+    target = build_dir / ("tsnetbench-gro" if gro else "tsnetbench")
     subprocess.run(
-        [sys.executable, str(ROOT / "build_libtailscale.py"), "--tsnetbench", str(target)],
+        [sys.executable, str(ROOT / "build_libtailscale.py"), "--tsnetbench", str(target)]
+        + (["--gro"] if gro else []),
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -77,11 +78,14 @@ class System:
     system_flag: str
 
 
-def systems(names: list[str], go: Path) -> list[System]:
-    """The systems to run, by name."""
+def systems(names: list[str], build_dir: Path) -> list[System]:
+    """The systems to run, by name (building the Go programs they need)."""
     python = [sys.executable, "-m", "benchmarks.worker"]
+    go = _go_program(build_dir) if {"go", "loopback"} & set(names) else Path("tsnetbench")
+    go_gro = _go_program(build_dir, gro=True) if "go-gro" in names else Path("tsnetbench-gro")
     table = {
         "go": System("go", [str(go)], "tsnet"),
+        "go-gro": System("go-gro", [str(go_gro)], "tsnet"),
         "loopback": System("loopback", [str(go)], "loopback"),
         "sync": System("sync", python, "sync"),
         "asyncio": System("asyncio", python, "asyncio"),
@@ -234,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
         mode = Mode(mode.name, mode.sizes, args.repeat, mode.settle, mode.timeout)
     build_dir = ROOT / "build"
     build_dir.mkdir(exist_ok=True)
-    chosen = systems(args.systems.split(","), _go_program(build_dir))
+    chosen = systems(args.systems.split(","), build_dir)
     workloads = args.workloads.split(",")
     out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ LABELS = {
     "sync": "tailnet sync",
     "asyncio": "tailnet asyncio",
     "trio": "tailnet trio",
+    "go-gro": "Go tsnet + GRO",
     "loopback": "loopback (Go)",
     "loopback-py": "loopback (Python)",
 }

@@ -1,4 +1,4 @@
-"""The benchmarks run (tiny sizes), so they never rot. No timing is asserted: speed is in docs/performance.md."""
+"""The benchmarks run (tiny sizes), so they never rot. No timing is asserted (speed: docs/performance.md)."""
 
 from __future__ import annotations
 
