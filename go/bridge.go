@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,25 +44,38 @@ func newBridge(remote net.Conn, peer string, logf func(string, ...any)) (*bridge
 	return &bridge{remote: remote, local: local, done: make(chan struct{}), logf: logf, peer: peer}, theirs, nil
 }
 
-// start runs the copiers; onDone runs once both have stopped.
+// start runs the copiers; onDone runs once both have stopped, in the
+// goroutine of the one that stops last (no third goroutine waits for them:
+// with a thousand connections its stacks alone were megabytes).
 func (b *bridge) start(onDone func(*bridge)) {
-	var wg sync.WaitGroup
-	wg.Go(func() { b.pump(b.local, b.remote) })
-	wg.Go(func() { b.pump(b.remote, b.local) })
-	go func() {
-		wg.Wait()
-		b.close()
-		close(b.done)
-		onDone(b)
-	}()
+	var running atomic.Int32
+	running.Store(2)
+	finish := func() {
+		if running.Add(-1) == 0 {
+			b.close()
+			close(b.done)
+			onDone(b)
+		}
+	}
+	go func() { defer finish(); b.pump(b.local, b.remote) }()
+	go func() { defer finish(); b.pump(b.remote, b.local) }()
 }
+
+// copyBuffers recycles the copy buffers of finished pumps. A fresh buffer
+// per direction per connection had to be zeroed and then collected: for
+// short connections, most of the Go CPU time of setting one up.
+var copyBuffers = sync.Pool{New: func() any {
+	buf := make([]byte, bridgeBufSize)
+	return &buf
+}}
 
 // pump copies src to dst until EOF, then half-closes dst. Any error other
 // than EOF tears the whole bridge down so the other direction stops too.
 func (b *bridge) pump(dst, src net.Conn) {
 	defer recoverGoroutine("bridge", b.logf, b.close)
-	buf := make([]byte, bridgeBufSize)
-	n, err := io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, buf)
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	n, err := io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, *buf)
 	if err == nil {
 		err = closeWrite(dst)
 		if err == nil {
