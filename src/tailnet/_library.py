@@ -1,7 +1,8 @@
 """Loading the bundled shared library, once per process.
 
-The library is found next to this package with :mod:`importlib.resources`
-(so wheels, editable installs and zip-free installs all work) and opened with
+The library is found next to the generated cffi module ``_ffi.py``: the
+build installs the two side by side, in a wheel and in an editable install
+alike (where the Python sources stay in the source tree). It is opened with
 cffi in ABI mode. It starts a Go runtime, which does not survive
 ``os.fork()``: a child of a process that loaded it gets
 :class:`~tailnet.ForkedProcessError` from every call instead of a deadlock.
@@ -9,7 +10,6 @@ cffi in ABI mode. It starts a Go runtime, which does not survive
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 import sys
 import threading
@@ -36,6 +36,7 @@ class _State:
 
 
 try:
+    from . import _ffi as _ffi_module
     from ._ffi import ffi
 except ImportError as exc:  # pragma: no cover - broken install
     raise LibraryNotFoundError(
@@ -45,14 +46,15 @@ except ImportError as exc:  # pragma: no cover - broken install
 
 
 def _open() -> Any:
-    path = importlib.resources.files(__package__).joinpath(_LIB_NAME)
-    with importlib.resources.as_file(path) as real_path:
-        if not real_path.exists():
-            raise LibraryNotFoundError(
-                f"{_LIB_NAME} is missing from the tailnet package ({real_path}): "
-                "reinstall tailnet, or build it with `python build_libtailscale.py`"
-            )
-        return ffi.dlopen(str(real_path))
+    # Not importlib.resources: importing it (zipfile, tempfile, ...) costs
+    # almost 1 MiB of resident memory, for a file that is never in a zip.
+    path = os.path.join(os.path.dirname(os.path.abspath(_ffi_module.__file__)), _LIB_NAME)
+    if not os.path.exists(path):
+        raise LibraryNotFoundError(
+            f"{_LIB_NAME} is missing from the tailnet package ({path}): "
+            "reinstall tailnet, or build it with `python build_libtailscale.py`"
+        )
+    return ffi.dlopen(path)
 
 
 def _forward_environment(handle: Any) -> None:
