@@ -51,8 +51,8 @@ class Mode:
 
 
 MODES = {
-    "full": Mode("full", FULL, 5, 1.0, 600),
-    "quick": Mode("quick", QUICK, 2, 1.0, 300),
+    "full": Mode("full", FULL, 5, 0.5, 600),
+    "quick": Mode("quick", QUICK, 2, 0.5, 300),
     "smoke": Mode("smoke", SMOKE, 1, 0.1, 180),
 }
 
