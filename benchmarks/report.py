@@ -204,13 +204,20 @@ def _panel(ax: Any, m: Metric, summary: dict[str, Any], systems: list[str], colo
         if s in TAILNET and go and go["median"]:
             ax.annotate(
                 f"{f['median'] / go['median']:.2f}x",
-                (i, mid),
+                (i, f["max"] * scale),
                 ha="center",
                 va="bottom",
                 fontsize=8,
                 xytext=(0, 2),
                 textcoords="offset points",
             )
+    tops = [summary[s][m.key]["max"] for s in systems if m.key in summary[s]]
+    bottoms = [summary[s][m.key]["min"] for s in systems if m.key in summary[s]]
+    log = m.key != "udp_loss" and min(bottoms) > 0 and max(tops) / min(bottoms) > 20
+    if log:  # loopback dwarfs the rest
+        ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high * (2.5 if log else 1.12))  # room for the ratio labels
     ax.set_title(f"{m.title} ({m.unit}, {m.better} is better)", fontsize=9)
     ax.set_xticks([])
     ax.tick_params(labelsize=8)
