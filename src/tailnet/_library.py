@@ -36,7 +36,6 @@ class _State:
 
 
 try:
-    from . import _ffi as _ffi_module
     from ._ffi import ffi
 except ImportError as exc:  # pragma: no cover - broken install
     raise LibraryNotFoundError(
@@ -48,7 +47,8 @@ except ImportError as exc:  # pragma: no cover - broken install
 def _open() -> Any:
     # Not importlib.resources: importing it (zipfile, tempfile, ...) costs
     # almost 1 MiB of resident memory, for a file that is never in a zip.
-    path = os.path.join(os.path.dirname(os.path.abspath(_ffi_module.__file__)), _LIB_NAME)
+    ffi_file = sys.modules[f"{__package__}._ffi"].__file__ or ""
+    path = os.path.join(os.path.dirname(os.path.abspath(ffi_file)), _LIB_NAME)
     if not os.path.exists(path):
         raise LibraryNotFoundError(
             f"{_LIB_NAME} is missing from the tailnet package ({path}): "
