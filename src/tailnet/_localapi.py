@@ -13,7 +13,6 @@ Building the request and parsing the response are shared (sans-IO,
 from __future__ import annotations
 
 import base64
-import http.client
 import io
 import json
 import math
@@ -110,6 +109,10 @@ class _Exchange:
 
     def response(self, raw: bytes) -> LocalAPIResponse:
         """Parse the raw response; raise :class:`LocalAPIError` for a status >= 400."""
+        # Imported here, not at the top: http.client brings in email and ssl,
+        # 7 MiB of resident memory in every process that imports tailnet.
+        import http.client
+
         parser = http.client.HTTPResponse(cast(socket.socket, _RecordedResponse(raw)), method=self.method)
         try:
             parser.begin()
