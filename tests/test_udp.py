@@ -253,6 +253,17 @@ def test_sendto_bad_addresses(pair: Pair, address: object, error: type) -> None:
         sock.sendto(b"x", address)  # type: ignore[arg-type]
 
 
+def test_sendto_checks_look_alikes_of_the_last_destination(pair: Pair) -> None:
+    """A socket remembers its last checked destination; an equal-looking address is still checked."""
+    with pair[0].listen_packet("udp4", ":0") as sock:
+        assert sock.sendto(b"x", ("100.64.0.9", 1)) == 1
+        with pytest.raises(TypeError):
+            sock.sendto(b"x", ("100.64.0.9", True))  # a tuple equal to the last one
+        with pytest.raises(tailnet.DatagramTooLarge):
+            sock.sendto(bytes(MAX_DATAGRAM + 1), ("100.64.0.9", 1))
+        assert sock.sendto(b"xy", "100.64.0.9:1") == 2
+
+
 def test_sendto_bad_data(pair: Pair) -> None:
     with pair[0].listen_packet("udp4", ":0") as sock, pytest.raises(TypeError):
         sock.sendto("text", ("100.64.0.9", 7))  # type: ignore[arg-type]

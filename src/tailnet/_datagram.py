@@ -39,8 +39,8 @@ __all__ = [
     "check_not_end",
     "check_payload",
     "decode",
-    "encode",
     "family_of",
+    "header",
     "is_datagram_network",
     "parse_destination",
     "receive_connected_nowait",
@@ -67,6 +67,11 @@ _PORT = struct.Struct(">H")
 #: SCM_CREDENTIALS message (struct ucred: three 32-bit fields).
 CREDENTIALS_SPACE = socket.CMSG_SPACE(12)
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
+#: The flags of every non-blocking send, as a plain int: OR-ing the enum
+#: members cost microseconds per datagram.
+_SEND_NOWAIT = int(socket.MSG_DONTWAIT | _SEND_FLAGS)
+#: How many source headers a socket remembers the decoded address of.
+_SOURCES_CACHED = 256
 _SERVER_CLOSED = "the tailnet server closed this socket"
 
 
@@ -142,20 +147,43 @@ def parse_destination(address: object) -> tuple[IPAddress, int]:
     return ip, port
 
 
-def encode(payload: bytes | bytearray | memoryview, ip: IPAddress, port: int) -> bytes:
-    """One packet-socket message: the address header, then the payload."""
+def header(ip: IPAddress, port: int) -> bytes:
+    """The address header of a packet-socket message to or from ``ip``:``port``."""
     packed = ip.packed
-    return b"".join((bytes((len(packed),)), packed, _PORT.pack(port), payload))
+    return b"".join((bytes((len(packed),)), packed, _PORT.pack(port)))
 
 
-def decode(message: bytes) -> tuple[bytes, Address]:
-    """Split a packet-socket message into its payload and source ``(ip, port)``."""
+def decode(message: bytes, sources: dict[bytes, Address] | None = None) -> tuple[bytes, Address]:
+    """Split a packet-socket message into its payload and source ``(ip, port)``.
+
+    ``sources`` caches decoded headers (a peer sends many datagrams).
+    """
     n = message[0] if message else 0
     if n not in (4, 16) or len(message) < 1 + n + 2:
         raise InternalError(f"malformed datagram header {message[:_HEADER_MAX]!r}")
-    ip = ipaddress.ip_address(message[1 : 1 + n])
-    (port,) = _PORT.unpack_from(message, 1 + n)
-    return message[1 + n + 2 :], (str(ip), port)
+    head = message[: 1 + n + 2]
+    source = sources.get(head) if sources is not None else None
+    if source is None:
+        (port,) = _PORT.unpack_from(message, 1 + n)
+        source = (str(ipaddress.ip_address(message[1 : 1 + n])), port)
+        if sources is not None:
+            if len(sources) >= _SOURCES_CACHED:
+                sources.clear()
+            sources[head] = source
+    return message[1 + n + 2 :], source
+
+
+def _cache_key(address: object) -> object:
+    """``address`` if it may be remembered as an already checked destination, else None.
+
+    Only exact ``str`` and ``(str, int)``: equality must not let ``(ip, True)``
+    pass for ``(ip, 1)``.
+    """
+    if type(address) is str:
+        return address
+    if type(address) is tuple and len(address) == 2 and type(address[0]) is str and type(address[1]) is int:
+        return address
+    return None
 
 
 def check_not_end(size: int, ancdata: list[tuple[int, int, bytes]]) -> None:
@@ -178,19 +206,24 @@ def receive_connected_nowait(sock: socket.socket) -> bytes:
 
 def send_nowait(sock: socket.socket, message: bytes | bytearray | memoryview) -> None:
     """Send one message; BlockingIOError if the socket buffer is full."""
-    sock.send(message, socket.MSG_DONTWAIT | _SEND_FLAGS)
+    sock.send(message, _SEND_NOWAIT)
 
 
 class PacketCore:
     """A packet socket: its handle, descriptor and bound addresses (module docstring)."""
 
-    __slots__ = ("_closed", "_handle", "addresses", "sock")
+    __slots__ = ("_closed", "_handle", "_last", "_sources", "addresses", "sock")
 
     def __init__(self, handle: int, fd: int, bound: str) -> None:
         self._handle = handle
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, fileno=fd)
         self.sock.setblocking(False)
         self._closed = False
+        # The last destination, checked, and its header: a socket usually
+        # sends to one peer many times, and parsing its address each time
+        # was most of the Python time of a send.
+        self._last: tuple[object, IPAddress, bytes] | None = None
+        self._sources: dict[bytes, Address] = {}
         #: The bound tailnet addresses, IPv4 first.
         self.addresses: tuple[Address, ...] = tuple(parse_hostport(a) for a in bound.split(",") if a)
 
@@ -214,11 +247,18 @@ class PacketCore:
 
         Raises :class:`ClosedError` once the socket or its server is closed.
         """
-        ip, port = self.destination(address)
+        last, key = self._last, _cache_key(address)
+        if last is not None and key is not None and last[0] == key:
+            _, ip, head = last
+        else:
+            ip, port = self.destination(address)
+            head = header(ip, port)
+            if key is not None:
+                self._last = (key, ip, head)
         size = check_payload(data, ip)
         self._check_open()
         try:
-            send_nowait(self.sock, encode(data, ip, port))
+            send_nowait(self.sock, b"".join((head, data)))
         except BlockingIOError:
             raise
         except OSError as exc:
@@ -239,7 +279,7 @@ class PacketCore:
             raise self._closed_error(exc) from exc
         if not message:  # end-of-file: every datagram has a header
             raise self._closed_error(None)
-        return decode(message)
+        return decode(message, self._sources)
 
     def _check_open(self) -> None:
         if self._closed:
