@@ -34,6 +34,7 @@ from ._spec import FULL, QUICK, SMOKE, WORKLOADS, Sizes
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 DOC = ROOT / "docs" / "performance.md"
+DOC_CHART = ROOT / "docs" / "performance.png"
 DOC_BEGIN, DOC_END = "<!-- BEGIN RESULTS -->", "<!-- END RESULTS -->"
 
 DEFAULT_SYSTEMS = ("go", "sync", "asyncio", "trio", "go-gro", "loopback", "loopback-py")
@@ -288,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     print(f"\nwrote {json_path} and {chart_path}", file=sys.stderr)
     if args.update_docs:
-        update_docs(text, chart_path)
+        update_docs(text, chart_path, json_path)
     return 1 if any("error" in r for r in runs) else 0
 
 
@@ -301,14 +302,15 @@ def _progress(record: dict[str, Any]) -> str:
     return head + "  " + "  ".join(f"{k}={figures[k]:.1f}" for k in shown if k in figures)
 
 
-def update_docs(text: str, chart_path: Path) -> None:
-    """Put the report and chart into docs/performance.md, between its result markers."""
+def update_docs(text: str, chart_path: Path, json_path: Path) -> None:
+    """Put the report into docs/performance.md, between its result markers, and the chart beside it."""
     doc = DOC.read_text()
     begin, end = doc.index(DOC_BEGIN) + len(DOC_BEGIN), doc.index(DOC_END)
-    relative = os.path.relpath(chart_path, DOC.parent)
-    block = f"\n{text}\n\n![tailnet vs Go tsnet]({relative})\n"
+    shutil.copyfile(chart_path, DOC_CHART)
+    source = json_path.relative_to(ROOT) if json_path.is_relative_to(ROOT) else json_path
+    block = f"\n{text}\n\nRaw figures: `{source}`.\n\n![tailnet vs Go tsnet]({DOC_CHART.name})\n"
     DOC.write_text(doc[:begin] + block + doc[end:])
-    print(f"updated {DOC}", file=sys.stderr)
+    print(f"updated {DOC} and {DOC_CHART}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
