@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import tailnet
-
 from ._spec import (
     DIAL_TIMEOUT,
     PORT_CONTROL,
@@ -68,6 +66,8 @@ class TailnetNetwork:
     """A tailnet node of this process (``tailnet.Server``); joining it is timed."""
 
     def __init__(self, role: str) -> None:
+        import tailnet  # here: the loopback baseline should not pay for importing it
+
         start = now_ns()
         self.server = tailnet.Server(
             f"py-{role}-{os.getpid()}", state_dir=tempfile.mkdtemp(prefix="tailnet-bench-"), ephemeral=True

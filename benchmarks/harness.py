@@ -104,15 +104,24 @@ class WorkerError(Exception):
 
 
 class Runner:
-    """Runs the processes of one system against the local tailnet."""
+    """Runs the processes of one system, on a local tailnet of their own."""
 
-    def __init__(
-        self, env: dict[str, str], mode: Mode, workloads: list[str], profile_dir: Path | None
-    ) -> None:
-        self.env, self.mode, self.workloads, self.profile_dir = env, mode, workloads, profile_dir
+    def __init__(self, mode: Mode, workloads: list[str], profile_dir: Path | None) -> None:
+        self.mode, self.workloads, self.profile_dir = mode, workloads, profile_dir
+        self.env: dict[str, str] = {}
 
     def run(self, system: System, repeat: int) -> dict[str, Any]:
-        """Server, client, memory: the figures of one repeat."""
+        """Server, client, memory: the figures of one repeat.
+
+        Each run gets a fresh local tailnet: nodes that have exited stay on
+        a control server's map for a while, and every node would otherwise
+        carry a netmap (memory, work) that grows with each run before it.
+        """
+        with LocalTailnet() as net:
+            self.env = {**os.environ, **net.environ, "PYTHONPATH": str(ROOT)}
+            return self._run(system, repeat)
+
+    def _run(self, system: System, repeat: int) -> dict[str, Any]:
         server = self._start(system, "server", ["-chunk", str(self.mode.sizes.chunk)])
         try:
             hello = self._first_line(server, system)
@@ -247,26 +256,20 @@ def run(args: argparse.Namespace) -> int:
     if args.profile:
         (out_dir / f"{stamp}-profiles").mkdir()
     started, loads, runs = time.monotonic(), [], []
-    with LocalTailnet() as net:
-        runner = Runner(
-            {**os.environ, **net.environ, "PYTHONPATH": str(ROOT)},
-            mode,
-            workloads,
-            out_dir / f"{stamp}-profiles" if args.profile else None,
-        )
-        for repeat in range(mode.repeat):
-            shift = repeat % len(chosen)
-            for system in chosen[shift:] + chosen[:shift]:
-                loads.append(os.getloadavg()[0])
-                record: dict[str, Any] = {"system": system.name, "repeat": repeat}
-                began = time.monotonic()
-                try:
-                    record["figures"] = runner.run(system, repeat)
-                except WorkerError as exc:
-                    record["error"] = str(exc)
-                record["seconds"] = round(time.monotonic() - began, 1)
-                runs.append(record)
-                print(_progress(record), file=sys.stderr, flush=True)
+    runner = Runner(mode, workloads, out_dir / f"{stamp}-profiles" if args.profile else None)
+    for repeat in range(mode.repeat):
+        shift = repeat % len(chosen)
+        for system in chosen[shift:] + chosen[:shift]:
+            loads.append(os.getloadavg()[0])
+            record: dict[str, Any] = {"system": system.name, "repeat": repeat}
+            began = time.monotonic()
+            try:
+                record["figures"] = runner.run(system, repeat)
+            except WorkerError as exc:
+                record["error"] = str(exc)
+            record["seconds"] = round(time.monotonic() - began, 1)
+            runs.append(record)
+            print(_progress(record), file=sys.stderr, flush=True)
     summary = report.summarize(runs)
     result = {
         "date": stamp,
