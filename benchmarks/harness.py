@@ -181,7 +181,8 @@ class Runner:
             )
         except subprocess.TimeoutExpired as exc:
             raise WorkerError(f"{system.name} {role} timed out after {exc.timeout:.0f} s") from None
-        lines = done.stdout.strip().splitlines()
+        # The figures are the last JSON line (a profiler may print after it).
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         if done.returncode != 0 or not lines:
             raise WorkerError(
                 f"{system.name} {role} failed ({done.returncode}): {done.stderr.strip()[-600:]}"
