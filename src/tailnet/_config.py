@@ -119,7 +119,10 @@ def claim_state_dir(path: Path) -> Path:
     Two live servers sharing a state directory would corrupt each other's
     identity, so a second claim raises :class:`ConfigurationError`.
     """
-    path = path.expanduser().resolve()
+    try:
+        path = path.expanduser().resolve()
+    except (ValueError, RuntimeError) as exc:  # a NUL byte, an unknown ~user, a symlink loop
+        raise ConfigurationError(f"state dir {str(path)!r} is not a usable path: {exc}") from exc
     with _dirs_lock:
         if path in _dirs_in_use:
             raise ConfigurationError(

@@ -58,7 +58,7 @@ def _open() -> Any:
 def _forward_environment(handle: Any) -> None:
     for key, value in os.environ.items():
         if key.startswith(_FORWARDED_PREFIX):
-            handle.tailnet_setenv(key.encode(), value.encode(), ffi.NULL, 0)
+            handle.tailnet_setenv(os.fsencode(key), os.fsencode(value), ffi.NULL, 0)
 
 
 def lib() -> Any:

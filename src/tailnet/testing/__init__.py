@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from .._async import AsyncServer
+from .._core import c_string
 from .._errors import ErrorBuffer, raise_for_code
 from .._exceptions import ClosedError, ConfigurationError
 from .._library import ffi, lib
@@ -231,7 +232,8 @@ class LocalTailnet:
         """Approve the interactive login a node is waiting on at ``url``."""
         err = ErrorBuffer()
         raise_for_code(
-            lib().tailnet_localnet_complete_auth(self._live(), url.encode(), err.buf, err.size), err.message()
+            lib().tailnet_localnet_complete_auth(self._live(), c_string("url", url), err.buf, err.size),
+            err.message(),
         )
 
     @property
@@ -283,7 +285,8 @@ class LocalTailnet:
             if not name or "," in name:
                 raise ConfigurationError(f"{name!r} is not a node name")
         err = ErrorBuffer()
-        code = lib().tailnet_localnet_deny_from(self._live(), ",".join(hostnames).encode(), err.buf, err.size)
+        names = c_string("hostnames", ",".join(hostnames))
+        code = lib().tailnet_localnet_deny_from(self._live(), names, err.buf, err.size)
         raise_for_code(code, err.message())
 
     def pause(self) -> None:
