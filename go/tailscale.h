@@ -345,6 +345,8 @@ int tailnet_watch(int64_t server, int *fd, char *errbuf, size_t errlen);
 /*
  * Sets a TS_* knob for the library (the Go runtime keeps its own copy of
  * the environment from load time), e.g. TS_NO_LOGS_NO_SUPPORT=true.
+ * TS_AUTHKEY and TS_AUTH_KEY are refused (TAILNET_ERR_INVALID): knobs are
+ * logged, so an auth key goes per server through tailnet_set "authkey".
  */
 int tailnet_setenv(const char *key, const char *value,
                    char *errbuf, size_t errlen);
