@@ -355,7 +355,8 @@ int tailnet_setenv(const char *key, const char *value,
  * Reads a counter: "goroutines", "ops" (live operations), "handles",
  * "stuck_closes" (tailnet_close calls that returned before tsnet's own
  * shutdown finished: see docs/architecture.md), "dropped_datagrams" (UDP
- * messages the library could not send).
+ * messages the library could not send), "heap_bytes" (the live Go heap
+ * after a full collection: slow, for leak tests).
  */
 int tailnet_debug_counter(const char *name, int64_t *value);
 
