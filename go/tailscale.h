@@ -363,6 +363,15 @@ int tailnet_debug_counter(const char *name, int64_t *value);
 /* Writes every goroutine's stack to the file at path (for diagnosing hangs). */
 int tailnet_debug_dump_goroutines(const char *path, char *errbuf, size_t errlen);
 
+/*
+ * Panics on purpose, to test that no panic crosses this boundary: where
+ * "call" panics in the call itself (it returns TAILNET_ERR_INTERNAL), "op"
+ * starts an operation on server whose goroutine panics (its result is
+ * TAILNET_ERR_INTERNAL). The message holds the panic and its stack.
+ */
+int tailnet_debug_panic(int64_t server, const char *where, int64_t *op,
+                        int *wait_fd, char *errbuf, size_t errlen);
+
 /* ---- Local tailnet (for tests and demos) ------------------------------- */
 
 /*
