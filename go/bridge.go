@@ -30,6 +30,9 @@ type bridge struct {
 // RemoteAddr is nil once a connection is reset) and returns the caller's
 // descriptor. It takes ownership of remote. Nothing runs until start.
 func newBridge(remote net.Conn, peer string, logf func(string, ...any)) (*bridge, int, error) {
+	if err := boundDeadPeer(remote); err != nil { // see deadpeer.go
+		logf("connection with %s: no keepalive: %v", peer, err)
+	}
 	mine, theirs, err := socketpair(unix.SOCK_STREAM)
 	if err != nil {
 		remote.Close()

@@ -90,6 +90,11 @@ func debugCounter(name string) (int64, error) {
 		return stuckCloses.Load(), nil
 	case "dropped_datagrams":
 		return droppedDatagrams.Load(), nil
+	case "heap_bytes": // live Go heap, after a collection: for leak tests
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc), nil
 	}
 	return 0, errorf(codeInvalid, "unknown counter %q", name)
 }

@@ -225,6 +225,9 @@ func tailnet_setenv(key, value *C.char, errbuf *C.char, errlen C.size_t) (rc C.i
 	if !strings.HasPrefix(k, "TS_") {
 		return fail(errorf(codeInvalid, "only TS_* variables can be set, not %q", k), errbuf, errlen)
 	}
+	if k == "TS_AUTHKEY" || k == "TS_AUTH_KEY" { // envknob would log it, unredacted, to tsnet's log files
+		return fail(errorf(codeInvalid, "pass the auth key with tailnet_set(server, \"authkey\", ...), not %s", k), errbuf, errlen)
+	}
 	envknob.Setenv(k, goString(value))
 	return fail(nil, errbuf, errlen)
 }

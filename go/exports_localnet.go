@@ -8,6 +8,8 @@ package main
 */
 import "C"
 
+import "strings"
+
 // The local tailnet (tailnet.testing) is part of the library unless it is
 // built with the tailnet_no_localnet tag.
 
@@ -45,4 +47,48 @@ func tailnet_localnet_close(h C.int64_t) (rc C.int) {
 		n.close()
 	}
 	return fail(err, nil, 0)
+}
+
+//export tailnet_localnet_info
+func tailnet_localnet_info(h C.int64_t, buf *C.char, buflen C.size_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	n, err := lookup[*localnet](int64(h))
+	if err == nil {
+		copyOut(n.info(), buf, buflen)
+	}
+	return fail(err, errbuf, errlen)
+}
+
+//export tailnet_localnet_deny_from
+func tailnet_localnet_deny_from(h C.int64_t, hostnames *C.char, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	n, err := lookup[*localnet](int64(h))
+	if err == nil {
+		var names []string
+		if s := goString(hostnames); s != "" {
+			names = strings.Split(s, ",")
+		}
+		err = n.denyFrom(names)
+	}
+	return fail(err, errbuf, errlen)
+}
+
+//export tailnet_localnet_pause
+func tailnet_localnet_pause(h C.int64_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	n, err := lookup[*localnet](int64(h))
+	if err == nil {
+		err = n.pause()
+	}
+	return fail(err, errbuf, errlen)
+}
+
+//export tailnet_localnet_resume
+func tailnet_localnet_resume(h C.int64_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	n, err := lookup[*localnet](int64(h))
+	if err == nil {
+		err = n.resume()
+	}
+	return fail(err, errbuf, errlen)
 }

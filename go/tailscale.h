@@ -345,6 +345,8 @@ int tailnet_watch(int64_t server, int *fd, char *errbuf, size_t errlen);
 /*
  * Sets a TS_* knob for the library (the Go runtime keeps its own copy of
  * the environment from load time), e.g. TS_NO_LOGS_NO_SUPPORT=true.
+ * TS_AUTHKEY and TS_AUTH_KEY are refused (TAILNET_ERR_INVALID): knobs are
+ * logged, so an auth key goes per server through tailnet_set "authkey".
  */
 int tailnet_setenv(const char *key, const char *value,
                    char *errbuf, size_t errlen);
@@ -353,26 +355,41 @@ int tailnet_setenv(const char *key, const char *value,
  * Reads a counter: "goroutines", "ops" (live operations), "handles",
  * "stuck_closes" (tailnet_close calls that returned before tsnet's own
  * shutdown finished: see docs/architecture.md), "dropped_datagrams" (UDP
- * messages the library could not send).
+ * messages the library could not send), "heap_bytes" (the live Go heap
+ * after a full collection: slow, for leak tests).
  */
 int tailnet_debug_counter(const char *name, int64_t *value);
 
 /* Writes every goroutine's stack to the file at path (for diagnosing hangs). */
 int tailnet_debug_dump_goroutines(const char *path, char *errbuf, size_t errlen);
 
+/*
+ * Panics on purpose, to test that no panic crosses this boundary: where
+ * "call" panics in the call itself (it returns TAILNET_ERR_INTERNAL), "op"
+ * starts an operation on server whose goroutine panics (its result is
+ * TAILNET_ERR_INTERNAL). The message holds the panic and its stack.
+ */
+int tailnet_debug_panic(int64_t server, const char *where, int64_t *op,
+                        int *wait_fd, char *errbuf, size_t errlen);
+
 /* ---- Local tailnet (for tests and demos) ------------------------------- */
 
 /*
- * Starts a control server, DERP relay and STUN server on 127.0.0.1 with
- * free ports. config is JSON (NULL or "" for defaults):
+ * Starts a control server, DERP relay and STUN server on one address of
+ * this host (127.0.0.1 unless configured). config is JSON (NULL or "" for
+ * defaults; unknown keys are an error):
  *   {"authkey": "...",          only this auth key is accepted
  *    "interactive": true,       nodes without a key wait for a login
  *    "magicdns_domain": "...",  default "tailnet.test"
  *    "app_capabilities": {"example.com/cap/x": [{...}, ...]},
  *                               granted to every node by every node
  *    "https": false,            offer no TLS cert domains (default true)
- *    "funnel": false}           grant no Funnel (default true: ports 443,
+ *    "funnel": false,           grant no Funnel (default true: ports 443,
  *                               8443, 10000)
+ *    "address": "10.0.0.1",     bind and advertise this IP, default 127.0.0.1
+ *    "control_port": 0,         fixed ports (0, the default: a free one)
+ *    "derp_port": 0,
+ *    "stun_port": 0}
  * Nodes get the tags they advertise; every peer is reported online.
  * url receives the control URL. Its path /acme/ answers every request with
  * an error: point TS_DEBUG_ACME_DIRECTORY_URL there so that certificate
@@ -393,6 +410,33 @@ int tailnet_localnet_complete_auth(int64_t localnet, const char *url,
  */
 int tailnet_localnet_derp_map(int64_t localnet, char *out, size_t outlen,
                               char *errbuf, size_t errlen);
+
+/*
+ * Describes where it listens, as JSON: {"control_url", "address",
+ * "control_port", "derp_port", "stun_port", "paused"}.
+ */
+int tailnet_localnet_info(int64_t localnet, char *json, size_t jsonlen,
+                          char *errbuf, size_t errlen);
+
+/*
+ * Sets the tailnet's packet filter: every node drops connections the nodes
+ * named in hostnames (comma-separated; "" for none) originate, and allows
+ * all others. Replaces the previous list. Names must be of nodes that have
+ * registered; TAILNET_ERR_INVALID otherwise.
+ */
+int tailnet_localnet_deny_from(int64_t localnet, const char *hostnames,
+                               char *errbuf, size_t errlen);
+
+/*
+ * Pause takes the three servers down: every listener and connection closes,
+ * as if their process had died, but the tailnet's state (its keys, the
+ * nodes that joined) is kept. Resume serves the same state again on the
+ * same ports (TAILNET_ERR_ADDR_IN_USE if one was taken meanwhile; it may
+ * be retried). Together: a control server restart as nodes see it.
+ * Both are idempotent.
+ */
+int tailnet_localnet_pause(int64_t localnet, char *errbuf, size_t errlen);
+int tailnet_localnet_resume(int64_t localnet, char *errbuf, size_t errlen);
 
 /* Stops the local tailnet and releases its handle. */
 int tailnet_localnet_close(int64_t localnet);

@@ -6,11 +6,12 @@ import os
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._exceptions import ConfigurationError
+from ._exceptions import ConfigurationError, InsecureStateDirWarning
 
 __all__ = ["ServerConfig", "claim_state_dir", "release_state_dir"]
 
@@ -117,9 +118,13 @@ def claim_state_dir(path: Path) -> Path:
     """Create path (mode 0700) and reserve it for one server of this process.
 
     Two live servers sharing a state directory would corrupt each other's
-    identity, so a second claim raises :class:`ConfigurationError`.
+    identity, so a second claim raises :class:`ConfigurationError`. A
+    directory others can read gets an :class:`InsecureStateDirWarning`.
     """
-    path = path.expanduser().resolve()
+    try:
+        path = path.expanduser().resolve()
+    except (ValueError, RuntimeError) as exc:  # a NUL byte, an unknown ~user, a symlink loop
+        raise ConfigurationError(f"state dir {str(path)!r} is not a usable path: {exc}") from exc
     with _dirs_lock:
         if path in _dirs_in_use:
             raise ConfigurationError(
@@ -132,8 +137,40 @@ def claim_state_dir(path: Path) -> Path:
             raise ConfigurationError(f"cannot create state dir {path}: {exc.strerror}") from exc
         if not path.is_dir():
             raise ConfigurationError(f"state dir {path} is not a directory")
+        _warn_if_exposed(path)
         _dirs_in_use.add(path)
     return path
+
+
+#: Files of the state dir that hold secrets (tsnet writes them 0600).
+_SECRET_FILES = ("tailscaled.state",)
+
+
+def _warn_if_exposed(path: Path) -> None:
+    """Warn if group or others may read the state dir or its state file."""
+    for item in (path, *(path / name for name in _SECRET_FILES)):
+        try:
+            mode = item.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            warnings.warn(
+                InsecureStateDirWarning(
+                    f"{item} is open to other users (mode {mode:o}); it holds this node's private keys: "
+                    f"chmod {'700' if item == path else '600'} {item}"
+                ),
+                stacklevel=_caller_stacklevel(),
+            )
+
+
+def _caller_stacklevel() -> int:
+    """The stacklevel that points a warning at the first caller outside tailnet."""
+    package = str(Path(__file__).parent)
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        level += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    return level
 
 
 def release_state_dir(path: Path) -> None:

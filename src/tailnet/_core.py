@@ -26,7 +26,7 @@ from ._exceptions import ClosedError, ConfigurationError, InternalError
 from ._library import ffi, lib
 from ._logs import LOGGER, LogPump
 
-__all__ = ["Connection", "ListenerCore", "Node", "Operation", "timeout_ms"]
+__all__ = ["Connection", "ListenerCore", "Node", "Operation", "c_string", "timeout_ms"]
 
 #: Largest accept message: "REMOTE LOCAL" with two bracketed IPv6 addresses.
 _ACCEPT_MSG_SIZE = 256
@@ -50,6 +50,22 @@ def _check_network(network: object) -> str:
     if not isinstance(network, str):
         raise TypeError(f"network must be a str such as 'tcp', not {type(network).__name__}")
     return network
+
+
+def c_string(what: str, value: str) -> bytes:
+    """Encode a string for the C API: UTF-8 without NUL (C would cut it there).
+
+    The message names the argument, never its value (it may be a secret).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    try:
+        data = value.encode()
+    except UnicodeEncodeError:
+        raise ConfigurationError(f"{what} must be text without unpaired surrogates") from None
+    if b"\x00" in data:
+        raise ConfigurationError(f"{what} must not contain NUL characters")
+    return data
 
 
 def _call(fn: Any, *args: Any) -> None:
@@ -198,10 +214,10 @@ class Node:
     def _configure(self) -> None:
         library = lib()
         for key, value in self.config.options():
-            _call(library.tailnet_set, self._handle, key.encode(), value.encode())
+            _call(library.tailnet_set, self._handle, key.encode(), c_string(key, value))
         # The hostname is valid now, so it is safe in a path.
         self._state_dir = claim_state_dir(self.config.resolved_state_dir())
-        _call(library.tailnet_set, self._handle, b"dir", str(self._state_dir).encode())
+        _call(library.tailnet_set, self._handle, b"dir", os.fsencode(self._state_dir))
         pump = LogPump.get()
         pump.register(self._handle, self.config.hostname)
         verbose = int(LOGGER.isEnabledFor(logging.DEBUG))
@@ -241,7 +257,9 @@ class Node:
         """Start a dial; the operation yields the connection's fd and addresses."""
         network = _check_network(network)
         addr = format_address(address)
-        return self._begin(lib().tailnet_dial, network.encode(), addr.encode(), timeout_ms(timeout))
+        return self._begin(
+            lib().tailnet_dial, c_string("network", network), c_string("address", addr), timeout_ms(timeout)
+        )
 
     def listen(self, network: str, address: str | tuple[str, int]) -> ListenerCore:
         """Listen on the node: ":port" or "ip:port"."""
@@ -250,7 +268,14 @@ class Node:
         addr = format_address(address)
         handle, fd, bound = ffi.new("int64_t *"), ffi.new("int *"), ffi.new("char[]", _TEXT_SIZE)
         _call(
-            lib().tailnet_listen, self._handle, network.encode(), addr.encode(), handle, fd, bound, _TEXT_SIZE
+            lib().tailnet_listen,
+            self._handle,
+            c_string("network", network),
+            c_string("address", addr),
+            handle,
+            fd,
+            bound,
+            _TEXT_SIZE,
         )
         return ListenerCore(handle[0], fd[0], ffi.string(bound).decode())
 

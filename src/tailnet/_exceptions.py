@@ -21,6 +21,7 @@ __all__ = [
     "ForkedProcessError",
     "FunnelUnavailableError",
     "HostUnreachable",
+    "InsecureStateDirWarning",
     "InternalError",
     "LibraryNotFoundError",
     "LocalAPIError",
@@ -153,3 +154,14 @@ class MissingDependencyError(TailnetError, ImportError):
 
 class UnsupportedError(TailnetError, NotImplementedError):
     """The operation is not available in this setting (e.g. uvicorn under trio)."""
+
+
+class InsecureStateDirWarning(UserWarning):
+    """The state directory (or its state file) is open to other users.
+
+    It holds the node's private keys: anyone who can read it can act as the
+    node. tailnet creates it with mode 0700 and never changes the mode of a
+    directory that already exists; fix it with ``chmod 700``. (A warning,
+    not an error, so that a deliberate setup keeps working; turn it into an
+    error with ``warnings.simplefilter("error", InsecureStateDirWarning)``.)
+    """

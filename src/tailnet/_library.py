@@ -24,6 +24,9 @@ _LIB_NAME = "libtailnet.dylib" if sys.platform == "darwin" else "libtailnet.so"
 #: Environment knobs read by the Go side; forwarded at load time (the Go
 #: runtime keeps its own copy of the environment) and by tailnet.testing.
 _FORWARDED_PREFIX = "TS_"
+#: Never forwarded: the auth key travels per server (tailnet_set), where it
+#: is redacted; as a knob, tsnet would log it into its log buffer files.
+_SECRET_VARIABLES = frozenset({"TS_AUTHKEY", "TS_AUTH_KEY"})
 
 _lock = threading.Lock()
 
@@ -59,8 +62,8 @@ def _open() -> Any:
 
 def _forward_environment(handle: Any) -> None:
     for key, value in os.environ.items():
-        if key.startswith(_FORWARDED_PREFIX):
-            handle.tailnet_setenv(key.encode(), value.encode(), ffi.NULL, 0)
+        if key.startswith(_FORWARDED_PREFIX) and key not in _SECRET_VARIABLES:
+            handle.tailnet_setenv(os.fsencode(key), os.fsencode(value), ffi.NULL, 0)
 
 
 def lib() -> Any:

@@ -1,7 +1,8 @@
 """A complete tailnet on 127.0.0.1, for tests and demos: no account, no internet.
 
 :class:`LocalTailnet` runs Tailscale's own test control server, a DERP
-relay and a STUN server inside this process, on free loopback ports::
+relay and a STUN server inside this process, on free loopback ports (or on
+another address of this host, see ``address``)::
 
     from tailnet.testing import LocalTailnet
 
@@ -11,7 +12,9 @@ relay and a STUN server inside this process, on free loopback ports::
 
 It ships inside the tailnet wheel, so it needs no Go toolchain. Installing
 tailnet also installs a pytest plugin with the ``local_tailnet`` and
-``tailnet_node`` fixtures (see :mod:`tailnet.testing.pytest_plugin`).
+``tailnet_node`` fixtures (see :mod:`tailnet.testing.pytest_plugin`), and
+``python -m tailnet.testing`` runs one in its own process (see
+:mod:`tailnet.testing.__main__`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from .._async import AsyncServer
+from .._core import c_string
 from .._errors import ErrorBuffer, raise_for_code
 from .._exceptions import ClosedError, ConfigurationError
 from .._library import ffi, lib
@@ -39,6 +43,7 @@ QUIET_ENVIRONMENT = {"TS_NO_LOGS_NO_SUPPORT": "true", "TS_DISABLE_PORTMAPPER": "
 _URL_SIZE = 256
 _CA_SIZE = 8192
 _DERP_MAP_SIZE = 4096
+_INFO_SIZE = 512
 
 
 def apply_quiet_environment() -> None:
@@ -89,7 +94,7 @@ class _AcmeDirectory:
 
 
 class LocalTailnet:
-    """Control server + DERP + STUN on loopback.
+    """Control server + DERP + STUN on loopback (or another address of this host).
 
     Args:
         authkey: If set, nodes must present exactly this auth key.
@@ -107,10 +112,19 @@ class LocalTailnet:
             configuration (Tailscale's test control server ties cert
             domains to it); names still resolve for ``dial``.
         funnel: Grant nodes Funnel on ports 443, 8443 and 10000.
+        address: The IP address the three servers bind to and advertise in
+            the control URL and DERP map. Nodes in other network namespaces
+            or containers need one they can reach.
+        control_port: Fixed port of the control server (0: a free one).
+        derp_port: Fixed port of the DERP relay (0: a free one).
+        stun_port: Fixed UDP port of the STUN server (0: a free one).
 
     Nodes get the tags they advertise (tag ownership is not modeled), and
     every peer is reported online (the control server does not track
     sessions). Nodes are never removed, ephemeral ones included.
+
+    :meth:`pause` and :meth:`resume` take the servers down and bring them
+    back with their state: a control server restart as nodes see it.
     """
 
     def __init__(
@@ -122,8 +136,18 @@ class LocalTailnet:
         app_capabilities: Mapping[str, Sequence[Any]] | None = None,
         https: bool = True,
         funnel: bool = True,
+        address: str = "127.0.0.1",
+        control_port: int = 0,
+        derp_port: int = 0,
+        stun_port: int = 0,
     ) -> None:
         apply_quiet_environment()
+        ports = {"control_port": control_port, "derp_port": derp_port, "stun_port": stun_port}
+        for name, value in ports.items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        if not isinstance(address, str):
+            raise TypeError(f"address must be a str, not {type(address).__name__}")
         config = json.dumps(
             {
                 "authkey": authkey or "",
@@ -132,6 +156,8 @@ class LocalTailnet:
                 "app_capabilities": {name: list(values) for name, values in (app_capabilities or {}).items()},
                 "https": https,
                 "funnel": funnel,
+                "address": address,
+                **ports,
             }
         )
         handle, url, err = ffi.new("int64_t *"), ffi.new("char[]", _URL_SIZE), ErrorBuffer()
@@ -143,11 +169,23 @@ class LocalTailnet:
         """The control server's URL, for ``Server(control_url=...)``."""
         self.magicdns_domain = magicdns_domain
         """The DNS suffix of node names (``<hostname>.<magicdns_domain>``)."""
+        info = self._info()
+        self.address: str = info["address"]
+        """The IP address the servers listen on."""
+        self.ports: dict[str, int] = {name: int(info[f"{name}_port"]) for name in ("control", "derp", "stun")}
+        """The ports in use: ``{"control": ..., "derp": ..., "stun": ...}``."""
         self._state_root = tempfile.TemporaryDirectory(prefix="tailnet-local-")
         _AcmeDirectory.claim(self)
 
     def _acme_environment(self) -> dict[str, str]:
         return {_ACME_KNOB: f"{self.control_url}/acme/directory"}
+
+    def _info(self) -> dict[str, Any]:
+        buf, err = ffi.new("char[]", _INFO_SIZE), ErrorBuffer()
+        code = lib().tailnet_localnet_info(self._live(), buf, _INFO_SIZE, err.buf, err.size)
+        raise_for_code(code, err.message())
+        info: dict[str, Any] = json.loads(ffi.string(buf).decode())
+        return info
 
     @property
     def environ(self) -> dict[str, str]:
@@ -194,7 +232,8 @@ class LocalTailnet:
         """Approve the interactive login a node is waiting on at ``url``."""
         err = ErrorBuffer()
         raise_for_code(
-            lib().tailnet_localnet_complete_auth(self._live(), url.encode(), err.buf, err.size), err.message()
+            lib().tailnet_localnet_complete_auth(self._live(), c_string("url", url), err.buf, err.size),
+            err.message(),
         )
 
     @property
@@ -229,6 +268,52 @@ class LocalTailnet:
             )
             raise_for_code(code, err.message())
         return domains
+
+    def deny_from(self, *hostnames: str) -> None:
+        """Set the tailnet's packet filter: drop connections these nodes start.
+
+        Every node then drops connections that a node named here originates
+        (its SYNs to a listener go unanswered, so its dials time out), and
+        keeps accepting everyone else. Connections a denied node *accepts*
+        still work. Each call replaces the list; ``deny_from()`` allows all
+        again. Names must be of nodes that have joined; nodes apply the new
+        filter within a moment (it travels with their next netmap).
+        """
+        for name in hostnames:
+            if not isinstance(name, str):
+                raise TypeError(f"hostnames must be str, not {type(name).__name__}")
+            if not name or "," in name:
+                raise ConfigurationError(f"{name!r} is not a node name")
+        err = ErrorBuffer()
+        names = c_string("hostnames", ",".join(hostnames))
+        code = lib().tailnet_localnet_deny_from(self._live(), names, err.buf, err.size)
+        raise_for_code(code, err.message())
+
+    def pause(self) -> None:
+        """Take the control server, DERP and STUN down, keeping the tailnet's state.
+
+        Every listener and connection closes, as if their process had died;
+        nodes keep running on what they know. Idempotent.
+        """
+        self._call(lib().tailnet_localnet_pause)
+
+    def resume(self) -> None:
+        """Serve again after :meth:`pause`: same ports, same keys, same nodes.
+
+        That is what nodes see when a real control server restarts; they
+        reconnect by themselves. Raises :class:`~tailnet.AddressInUseError`
+        if a port was taken meanwhile (it may be retried). Idempotent.
+        """
+        self._call(lib().tailnet_localnet_resume)
+
+    @property
+    def paused(self) -> bool:
+        """Whether :meth:`pause` took the servers down."""
+        return bool(self._info()["paused"])
+
+    def _call(self, fn: Any) -> None:
+        err = ErrorBuffer()
+        raise_for_code(fn(self._live(), err.buf, err.size), err.message())
 
     def _live(self) -> int:
         if self._handle is None:

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"reflect"
+	"time"
+	"unsafe"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"tailscale.com/envknob"
+)
+
+// A tailnet peer can vanish without a word: its process is killed, its
+// host loses power, the network between is cut. No FIN or RST ever comes,
+// and netstack's defaults then keep a connection open for hours: dialed
+// connections have no keepalive at all (a reader waits forever), accepted
+// ones probe after two hours, and unacknowledged data is retransmitted for
+// about fifteen minutes. So every connection we bridge gets keepalive
+// probes and a TCP user timeout: a dead peer is noticed within
+// idle + keepaliveProbes*interval (two minutes by default), and the caller's
+// socket then reaches EOF (or EPIPE when writing).
+//
+// The times come from Tailscale's own knobs for this,
+// TS_NETSTACK_KEEPALIVE_IDLE and TS_NETSTACK_KEEPALIVE_INTERVAL (Go
+// durations), with shorter defaults than netstack's 2 h / 75 s.
+const (
+	defaultKeepaliveIdle     = 60 * time.Second
+	defaultKeepaliveInterval = 15 * time.Second
+	keepaliveProbes          = 4
+)
+
+// keepaliveTimes returns the idle time before the first probe and the
+// time between probes.
+func keepaliveTimes() (idle, interval time.Duration) {
+	return knobDuration("TS_NETSTACK_KEEPALIVE_IDLE", defaultKeepaliveIdle),
+		knobDuration("TS_NETSTACK_KEEPALIVE_INTERVAL", defaultKeepaliveInterval)
+}
+
+func knobDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(envknob.String(name)); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+// boundDeadPeer sets keepalive and the user timeout on a netstack TCP
+// connection (see above).
+func boundDeadPeer(c net.Conn) error {
+	ep := tcpEndpoint(c)
+	if ep == nil {
+		return errors.New("not a netstack TCP connection")
+	}
+	idle, interval := keepaliveTimes()
+	idleOpt, intervalOpt := tcpip.KeepaliveIdleOption(idle), tcpip.KeepaliveIntervalOption(interval)
+	userTimeout := tcpip.TCPUserTimeoutOption(idle + keepaliveProbes*interval)
+	for _, opt := range []tcpip.SettableSocketOption{&idleOpt, &intervalOpt, &userTimeout} {
+		if err := ep.SetSockOpt(opt); err != nil {
+			return errors.New(err.String())
+		}
+	}
+	if err := ep.SetSockOptInt(tcpip.KeepaliveCountOption, keepaliveProbes); err != nil {
+		return errors.New(err.String())
+	}
+	ep.SocketOptions().SetKeepAlive(true)
+	return nil
+}
+
+// tcpEndpoint returns the gVisor endpoint behind a netstack connection, or
+// nil. gonet.TCPConn keeps it in an unexported field and offers no socket
+// options, so it is read by reflection; gVisor is pinned by go.sum, and
+// TestDeadPeerOptions fails if the field ever moves.
+func tcpEndpoint(c net.Conn) tcpip.Endpoint {
+	tc, ok := c.(*gonet.TCPConn)
+	if !ok || tc == nil {
+		return nil
+	}
+	f := reflect.ValueOf(tc).Elem().FieldByName("ep")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[tcpip.Endpoint]() {
+		return nil
+	}
+	ep, _ := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(tcpip.Endpoint)
+	return ep
+}

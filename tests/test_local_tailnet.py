@@ -1,0 +1,167 @@
+"""LocalTailnet's options: address and ports, the packet filter, pause/resume, the runner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import EchoServer, eventually
+
+import tailnet
+from tailnet.testing import LocalTailnet
+
+
+@pytest.fixture(scope="module")
+def net() -> Iterator[LocalTailnet]:
+    """A tailnet of this module's own: these tests change its filter and pause it."""
+    with LocalTailnet() as local:
+        yield local
+
+
+def test_info_names_the_ports(net: LocalTailnet) -> None:
+    assert net.address == "127.0.0.1"
+    assert net.control_url == f"http://127.0.0.1:{net.ports['control']}"
+    assert set(net.ports) == {"control", "derp", "stun"}
+    assert all(0 < port < 65536 for port in net.ports.values())
+    assert not net.paused
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"address": "0.0.0.0"}, tailnet.ConfigurationError),
+        ({"address": "not-an-ip"}, tailnet.ConfigurationError),
+        ({"address": "192.0.2.250"}, tailnet.TailnetError),  # not an address of this host
+        ({"control_port": 70000}, tailnet.ConfigurationError),
+        ({"derp_port": -1}, tailnet.ConfigurationError),
+        ({"stun_port": "1"}, TypeError),
+        ({"address": 1}, TypeError),
+    ],
+)
+def test_bad_options(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        LocalTailnet(**kwargs)
+
+
+def test_fixed_ports_and_another_address(net: LocalTailnet) -> None:
+    # 192.0.2.1 is the test namespace's veth address (scripts/in-netns).
+    with LocalTailnet(address="192.0.2.1") as other:
+        assert other.control_url.startswith("http://192.0.2.1:")
+        ports = dict(other.ports)
+    with LocalTailnet(address="192.0.2.1", control_port=ports["control"], derp_port=ports["derp"]) as again:
+        assert again.ports["control"] == ports["control"]
+        assert again.ports["derp"] == ports["derp"]
+        with again.server("on-veth") as node:
+            assert node.ips
+
+
+def test_packet_filter_denies_one_peer(net: LocalTailnet) -> None:
+    with net.server("pf-server") as server, net.server("pf-friend") as friend, net.server("pf-foe") as foe:
+        echo = EchoServer(server.listen("tcp", ":7"))
+        for client in (friend, foe):  # before the filter: both connect
+            with client.dial("tcp", "pf-server:7", timeout=30) as conn:
+                conn.sendall(b"x")
+                assert conn.recv(1) == b"x"
+        net.deny_from("pf-foe")
+        try:
+
+            def foe_is_dropped() -> bool:
+                try:
+                    foe.dial("tcp", "pf-server:7", timeout=2).close()
+                except tailnet.TailnetTimeout:
+                    return True
+                return False
+
+            eventually(foe_is_dropped, timeout=60)
+            accepted = len(echo.peers)
+            with pytest.raises(tailnet.TailnetTimeout):
+                foe.dial("tcp", "pf-server:7", timeout=3)
+            assert len(echo.peers) == accepted  # the listener never saw it
+            with friend.dial("tcp", "pf-server:7", timeout=30) as conn:  # others still get in
+                conn.sendall(b"y")
+                assert conn.recv(1) == b"y"
+            # The denied node still accepts connections: the filter is on what it starts.
+            foe_echo = EchoServer(foe.listen("tcp", ":7"))
+            with server.dial("tcp", "pf-foe:7", timeout=30) as conn:
+                conn.sendall(b"z")
+                assert conn.recv(1) == b"z"
+            foe_echo.close()
+        finally:
+            net.deny_from()
+        eventually(lambda: not foe_is_dropped(), timeout=60)  # allowed again
+        echo.close()
+
+
+def test_deny_from_unknown_or_bad_names(net: LocalTailnet) -> None:
+    with pytest.raises(tailnet.ConfigurationError, match="no node named"):
+        net.deny_from("nobody-by-this-name")
+    with pytest.raises(tailnet.ConfigurationError):
+        net.deny_from("a,b")
+    with pytest.raises(TypeError):
+        net.deny_from(5)  # type: ignore[arg-type]
+
+
+def test_pause_and_resume_keep_the_tailnet(net: LocalTailnet) -> None:
+    with net.server("pause-a") as a, net.server("pause-b") as b:
+        echo = EchoServer(b.listen("tcp", ":7"))
+        net.pause()
+        net.pause()  # idempotent
+        assert net.paused
+        with a.dial("tcp", "pause-b:7", timeout=30) as conn:  # peers talk while control is down
+            conn.sendall(b"p")
+            assert conn.recv(1) == b"p"
+        net.resume()
+        assert not net.paused
+        with net.server("pause-late") as late:  # joins after the restart, reaches the old nodes
+
+            def reaches_b() -> bool:
+                try:
+                    with late.dial("tcp", "pause-b:7", timeout=5) as conn:
+                        conn.sendall(b"r")
+                        return conn.recv(1) == b"r"
+                except tailnet.TailnetError:
+                    return False
+
+            eventually(reaches_b, timeout=90)
+        echo.close()
+
+
+def test_runner_prints_its_tailnet_and_obeys_commands() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tailnet.testing"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    try:
+        info = json.loads(proc.stdout.readline())
+        assert info["control_url"] == f"http://127.0.0.1:{info['control_port']}"
+        assert info["authkey"].startswith("tskey-local-")
+        with tailnet.Server(
+            "runner-node", control_url=info["control_url"], authkey=info["authkey"], ephemeral=True
+        ) as node:
+            assert node.ips
+            for command, reply in [
+                ("deny runner-node", {"ok": True}),
+                ("deny", {"ok": True}),
+                ("pause", {"ok": True}),
+                ("resume", {"ok": True}),
+                ("bogus", None),
+            ]:
+                proc.stdin.write(command + "\n")
+                proc.stdin.flush()
+                answer = json.loads(proc.stdout.readline())
+                assert answer == reply if reply else "error" in answer, (command, answer)
+        proc.stdin.close()
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
