@@ -22,6 +22,26 @@ def open_fds() -> set[int]:
     return {int(fd) for fd in os.listdir("/proc/self/fd")}
 
 
+def describe_fds(fds: set[int]) -> str:
+    """What each descriptor is, for a failure message."""
+    described = []
+    for fd in sorted(fds):
+        try:
+            described.append(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            described.append(f"{fd} -> (closed)")
+    return ", ".join(described)
+
+
+def settle_fds(baseline: set[int], timeout: float = 10.0) -> None:
+    """Wait until no descriptor beyond ``baseline`` is open; name the extras if some stay."""
+    deadline = time.monotonic() + timeout
+    while extra := open_fds() - baseline:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"descriptors still open after {timeout} s: {describe_fds(extra)}")
+        time.sleep(0.01)
+
+
 def go_counter(name: str) -> int:
     from tailnet._library import ffi, lib
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 from anyio.abc import SocketAttribute, TaskGroup
-from conftest import aknows, eventually, go_counter, open_fds
+from conftest import aknows, eventually, go_counter, open_fds, settle_fds
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -170,7 +170,7 @@ async def test_cancel_pending_up(silent_control: str, tmp_path: Path, anyio_back
     assert scope.cancelled_caught
     eventually(lambda: go_counter("ops") == ops, timeout=1)  # Go was told to stop
     await server.aclose()
-    eventually(lambda: open_fds() <= fds)
+    settle_fds(fds)
 
 
 async def test_cancel_pending_dial(nodes: tuple[tailnet.AsyncServer, tailnet.AsyncServer]) -> None:
@@ -180,7 +180,7 @@ async def test_cancel_pending_dial(nodes: tuple[tailnet.AsyncServer, tailnet.Asy
         await a.dial("tcp", "100.100.99.99:80")  # nobody has this address
     assert scope.cancelled_caught
     eventually(lambda: go_counter("ops") == ops, timeout=1)
-    eventually(lambda: open_fds() <= fds)
+    settle_fds(fds)
 
 
 async def test_task_cancel_of_dial(nodes: tuple[tailnet.AsyncServer, tailnet.AsyncServer]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import eventually, go_counter, open_fds
+from conftest import go_counter, open_fds, settle_fds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -94,7 +94,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     tailnet.Server("warm-up", state_dir=tmp_path / "warm-up").close()  # the log pump's pipe: once per process
     fds, handles = open_fds(), go_counter("handles")
     yield tmp_path
-    eventually(lambda: open_fds() <= fds)
+    settle_fds(fds)
     assert go_counter("handles") == handles
     assert go_counter("ops") == 0
 

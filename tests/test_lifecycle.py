@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import EchoServer, eventually, go_counter, open_fds
+from conftest import EchoServer, eventually, go_counter, open_fds, settle_fds
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -129,7 +129,7 @@ def test_no_fd_or_goroutine_leak(local_tailnet: LocalTailnet) -> None:
     fds, handles = open_fds(), go_counter("handles")
     goroutines = go_counter("goroutines")
     cycle()
-    eventually(lambda: open_fds() <= fds)
+    settle_fds(fds)
     assert go_counter("handles") == handles
     assert go_counter("ops") == 0
     eventually(lambda: go_counter("goroutines") <= goroutines + 5)

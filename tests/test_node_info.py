@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 
 import pytest
-from conftest import eventually, go_counter, knows, open_fds
+from conftest import eventually, go_counter, knows, open_fds, settle_fds
 
 import tailnet
 from tailnet._core import read_text
@@ -234,7 +234,7 @@ def test_closing_watchers_stops_their_goroutines(tailnet_node: Node) -> None:
         watcher.close()
         assert watcher.fileno() == -1
     eventually(lambda: go_counter("goroutines") <= goroutines + 5)
-    eventually(lambda: open_fds() <= fds)
+    settle_fds(fds)
 
 
 def test_bad_input_gets_typed_errors_and_leaks_nothing(tailnet_node: Node) -> None:
@@ -268,7 +268,7 @@ def test_bad_input_gets_typed_errors_and_leaks_nothing(tailnet_node: Node) -> No
 
     assert go_counter("ops") == 0
     assert go_counter("handles") == handles
-    eventually(lambda: open_fds() <= fds)
+    settle_fds(fds)
 
 
 def test_use_after_close_raises_closed(local_tailnet: LocalTailnet) -> None:

@@ -13,7 +13,7 @@ import pytest
 from anyio.abc import SocketAttribute
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSStream
-from conftest import aknows, eventually, go_counter, open_fds
+from conftest import aknows, eventually, go_counter, open_fds, settle_fds
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -153,4 +153,4 @@ async def test_cancel_pending_listen_tls_and_funnel(
     assert scope.cancelled_caught
     eventually(lambda: go_counter("ops") == ops, timeout=5)
     await server.aclose()
-    eventually(lambda: open_fds() <= fds)
+    settle_fds(fds)

@@ -19,6 +19,7 @@ from conftest import (
     open_fds,
     recv_all,
     send_and_close_write,
+    settle_fds,
 )
 
 import tailnet
@@ -72,7 +73,7 @@ def test_fifty_server_lifecycles_leak_nothing(local_tailnet: LocalTailnet) -> No
     heap, rss = live_heap(), rss_kib()
     for i in range(50):
         cycle(i)
-    eventually(lambda: open_fds() <= fds)
+    settle_fds(fds)
     assert go_counter("handles") == handles
     assert go_counter("ops") == 0
     eventually(lambda: go_counter("goroutines") <= goroutines)
@@ -253,5 +254,5 @@ def test_32_threads_dial_accept_and_close_on_one_server(
     assert len(blocked) == 32
     assert all(isinstance(exc, tailnet.ClosedError) for exc in blocked), blocked
     shared.close()
-    eventually(lambda: open_fds() <= fds)
+    settle_fds(fds)
     eventually(lambda: go_counter("goroutines") <= goroutines + 5)

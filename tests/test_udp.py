@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import eventually, go_counter, open_fds
+from conftest import eventually, go_counter, open_fds, settle_fds
 from udp_helpers import SIZES_V4, SIZES_V6, UDPEcho, exchange, payloads, wait_until_blocked
 
 import tailnet
@@ -350,7 +350,7 @@ def test_no_leaks(pair: Pair, echo: UDPEcho) -> None:
     cycle()  # warm up
     fds, handles, goroutines = open_fds(), go_counter("handles"), go_counter("goroutines")
     cycle()
-    eventually(lambda: open_fds() <= fds)
+    settle_fds(fds)
     assert go_counter("handles") == handles
     assert go_counter("ops") == 0
     eventually(lambda: go_counter("goroutines") <= goroutines + 5)

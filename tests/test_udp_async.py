@@ -10,7 +10,7 @@ import anyio
 import anyio.abc
 import pytest
 from anyio.abc import SocketAttribute
-from conftest import eventually, go_counter, open_fds
+from conftest import eventually, go_counter, open_fds, settle_fds
 from udp_helpers import SIZES_V4, SIZES_V6, payloads
 
 import tailnet
@@ -233,7 +233,7 @@ async def test_no_leaks(nodes: Nodes, echo_port: int) -> None:
     await cycle()  # warm up
     fds, handles, goroutines = open_fds(), go_counter("handles"), go_counter("goroutines")
     await cycle()
-    eventually(lambda: open_fds() <= fds)
+    settle_fds(fds)
     assert go_counter("handles") == handles
     assert go_counter("ops") == 0
     eventually(lambda: go_counter("goroutines") <= goroutines + 5)
