@@ -36,6 +36,9 @@ def check_installed() -> Path:
         raise SystemExit(f"expected exactly {want} in {package}, found {libraries}")
     if not (package / "THIRD_PARTY_NOTICES.txt").is_file():
         raise SystemExit("THIRD_PARTY_NOTICES.txt is missing from the package")
+    licenses = importlib.metadata.distribution("tailnet").files or []
+    if not any(f.name == "LICENSE" and "licenses" in f.parts for f in licenses):
+        raise SystemExit("the wheel's dist-info carries no LICENSE")
     plugins = {ep.value for ep in importlib.metadata.entry_points(group="pytest11")}
     if "tailnet.testing.pytest_plugin" not in plugins:
         raise SystemExit("the pytest plugin entry point is missing")

@@ -33,7 +33,7 @@ def describe_fds(fds: set[int]) -> str:
     return ", ".join(described)
 
 
-def settle_fds(baseline: set[int], timeout: float = 10.0) -> None:
+def settle_fds(baseline: set[int], timeout: float = 30.0) -> None:
     """Wait until no descriptor beyond ``baseline`` is open; name the extras if some stay."""
     deadline = time.monotonic() + timeout
     while extra := open_fds() - baseline:
