@@ -13,6 +13,7 @@ from ._addresses import Address, format_address
 from ._core import timeout_ms
 from ._datagram import CREDENTIALS_SPACE, PacketCore, check_not_end, check_payload
 from ._exceptions import ClosedError, ConfigurationError
+from ._socket import TailnetAddressedSocket
 from ._wait import wait_readable, wait_writable
 
 __all__ = ["DatagramSocket", "TailnetDatagramSocket"]
@@ -117,7 +118,7 @@ class DatagramSocket:
         return f"<tailnet.DatagramSocket {bound} {state}>"
 
 
-class TailnetDatagramSocket(socket.socket):
+class TailnetDatagramSocket(TailnetAddressedSocket):
     """A connected UDP socket on the tailnet: a real :class:`socket.socket`.
 
     Returned by ``Server.dial("udp", ...)``. Each ``send`` is one datagram
@@ -133,31 +134,8 @@ class TailnetDatagramSocket(socket.socket):
     ``recv`` blocked in another thread returns.
     """
 
-    __slots__ = ("_tailnet_local", "_tailnet_peer")
-    _tailnet_local: Address
-    _tailnet_peer: Address
-
-    @classmethod
-    def adopt(cls, fd: int, peer: Address, local: Address) -> TailnetDatagramSocket:
-        """Wrap a connected UDP descriptor handed over by the library (takes ownership)."""
-        sock = cls(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, fileno=fd)
-        sock._tailnet_peer = peer
-        sock._tailnet_local = local
-        return sock
-
-    def getpeername(self) -> Address:
-        """The peer's tailnet (ip, port)."""
-        try:
-            return self._tailnet_peer
-        except AttributeError:  # a dup() copy
-            return super().getpeername()  # type: ignore[no-any-return]
-
-    def getsockname(self) -> Address:
-        """This node's tailnet (ip, port) for the socket."""
-        try:
-            return self._tailnet_local
-        except AttributeError:
-            return super().getsockname()  # type: ignore[no-any-return]
+    __slots__ = ()
+    descriptor_type = socket.SOCK_SEQPACKET
 
     def _check_size(self, data: object) -> None:
         check_payload(data, ipaddress.ip_address(self.getpeername()[0]))
@@ -201,9 +179,3 @@ class TailnetDatagramSocket(socket.socket):
             with contextlib.suppress(OSError):
                 self.shutdown(socket.SHUT_RDWR)
         super().close()
-
-    def __repr__(self) -> str:
-        state = "closed" if getattr(self, "_closed", False) else f"fd={self.fileno()}"
-        peer = getattr(self, "_tailnet_peer", None)
-        local = getattr(self, "_tailnet_local", None)
-        return f"<TailnetDatagramSocket {state} local={local} peer={peer}>"

@@ -22,10 +22,11 @@ Needs ``pip install 'tailnet[httpx]'``.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -61,6 +62,21 @@ def _readable_now(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
+#: What a failed tailnet stream raises, on the sync and the async side.
+_BROKEN = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+
+@contextlib.contextmanager
+def _translated(timeout: type[Exception], error: type[Exception]) -> Iterator[None]:
+    """Raise httpcore's ``timeout`` or ``error`` for a stream's timeout or failure."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise timeout(str(exc)) from exc
+    except _BROKEN as exc:
+        raise error(str(exc)) from exc
+
+
 def _check_options(options: dict[str, Any]) -> None:
     for name in _REJECTED_OPTIONS:
         if options.get(name) is not None:
@@ -79,21 +95,13 @@ class _Stream(httpcore.NetworkStream):
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         self._sock.settimeout(timeout)
-        try:
+        with _translated(httpcore.ReadTimeout, httpcore.ReadError):
             return self._sock.recv(max_bytes)
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout(str(exc)) from exc
-        except OSError as exc:
-            raise httpcore.ReadError(str(exc)) from exc
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._sock.settimeout(timeout)
-        try:
+        with _translated(httpcore.WriteTimeout, httpcore.WriteError):
             self._sock.sendall(buffer)
-        except TimeoutError as exc:
-            raise httpcore.WriteTimeout(str(exc)) from exc
-        except OSError as exc:
-            raise httpcore.WriteError(str(exc)) from exc
 
     def close(self) -> None:
         self._sock.close()
@@ -142,12 +150,8 @@ class NetworkBackend(httpcore.NetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         """Dial ``host:port`` on the tailnet (``local_address`` and ``socket_options`` do not apply)."""
-        try:
+        with _translated(httpcore.ConnectTimeout, httpcore.ConnectError):
             sock = self._server.dial("tcp", (host, port), timeout=timeout)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(str(exc)) from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
         return _Stream(sock, sock.getsockname(), sock.getpeername())
 
     def connect_unix_socket(
@@ -168,25 +172,16 @@ class _AsyncStream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
-            with anyio.fail_after(timeout):
+            with _translated(httpcore.ReadTimeout, httpcore.ReadError), anyio.fail_after(timeout):
                 return await self._stream.receive(max_bytes)
         except anyio.EndOfStream:
             return b""
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout(str(exc)) from exc
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            raise httpcore.ReadError(str(exc)) from exc
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
-        try:
-            with anyio.fail_after(timeout):
-                await self._stream.send(buffer)
-        except TimeoutError as exc:
-            raise httpcore.WriteTimeout(str(exc)) from exc
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            raise httpcore.WriteError(str(exc)) from exc
+        with _translated(httpcore.WriteTimeout, httpcore.WriteError), anyio.fail_after(timeout):
+            await self._stream.send(buffer)
 
     async def aclose(self) -> None:
         await self._stream.aclose()
@@ -242,12 +237,8 @@ class AsyncNetworkBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         """Dial ``host:port`` on the tailnet (``local_address`` and ``socket_options`` do not apply)."""
-        try:
+        with _translated(httpcore.ConnectTimeout, httpcore.ConnectError):
             stream: TailnetStream = await self._server.dial("tcp", (host, port), timeout=timeout)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(str(exc)) from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
         return _AsyncStream(stream)
 
     async def connect_unix_socket(
