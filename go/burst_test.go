@@ -7,13 +7,9 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"tailscale.com/envknob"
-	"tailscale.com/tsnet"
 )
 
 // TestBurst is the Go-only form of tests/test_async.py's 1000-connection
@@ -28,23 +24,7 @@ import (
 //
 // (drop -tags ts_omit_gro to see the upstream failure).
 func TestBurst(t *testing.T) {
-	if os.Getenv("TAILNET_BURST_TEST") == "" {
-		t.Skip("set TAILNET_BURST_TEST=1")
-	}
-	envknob.Setenv("TS_DISABLE_PORTMAPPER", "1")
-	n, err := startLocalnet("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.close()
-	mk := func(name string) *tsnet.Server {
-		s := &tsnet.Server{Hostname: name, Dir: t.TempDir(), ControlURL: n.url(), Ephemeral: true, Logf: func(string, ...any) {}}
-		if _, err := s.Up(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	a, b := mk("a"), mk("b")
+	a, b := tsnetPair(t, "TAILNET_BURST_TEST", false)
 	ln, err := b.Listen("tcp", ":11")
 	if err != nil {
 		t.Fatal(err)

@@ -64,10 +64,7 @@ func tailnet_start(h C.int64_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
 //export tailnet_up
 func tailnet_up(h C.int64_t, timeoutMS C.int64_t, opOut *C.int64_t, waitFD *C.int, errbuf *C.char, errlen C.size_t) (rc C.int) {
 	defer guard(&rc, errbuf, errlen)
-	s, err := lookup[*server](int64(h))
-	if err == nil {
-		err = needOut("op/wait_fd", opOut == nil || waitFD == nil)
-	}
+	s, err := serverForOp(h, opOut, waitFD)
 	if err != nil {
 		return fail(err, errbuf, errlen)
 	}
@@ -78,10 +75,7 @@ func tailnet_up(h C.int64_t, timeoutMS C.int64_t, opOut *C.int64_t, waitFD *C.in
 //export tailnet_dial
 func tailnet_dial(h C.int64_t, network, addr *C.char, timeoutMS C.int64_t, opOut *C.int64_t, waitFD *C.int, errbuf *C.char, errlen C.size_t) (rc C.int) {
 	defer guard(&rc, errbuf, errlen)
-	s, err := lookup[*server](int64(h))
-	if err == nil {
-		err = needOut("op/wait_fd", opOut == nil || waitFD == nil)
-	}
+	s, err := serverForOp(h, opOut, waitFD)
 	nw, ad := goString(network), goString(addr)
 	if err == nil {
 		err = checkDial(nw, ad)
@@ -91,6 +85,15 @@ func tailnet_dial(h C.int64_t, network, addr *C.char, timeoutMS C.int64_t, opOut
 	}
 	o, err := s.startOp(int64(timeoutMS), func(ctx context.Context) opResult { return s.dial(ctx, nw, ad) })
 	return putOp(o, err, opOut, waitFD, errbuf, errlen)
+}
+
+// serverForOp looks up a server for a call that starts an operation.
+func serverForOp(h C.int64_t, opOut *C.int64_t, waitFD *C.int) (*server, error) {
+	s, err := lookup[*server](int64(h))
+	if err == nil {
+		err = needOut("op/wait_fd", opOut == nil || waitFD == nil)
+	}
+	return s, err
 }
 
 func putOp(o *op, err error, opOut *C.int64_t, waitFD *C.int, errbuf *C.char, errlen C.size_t) C.int {

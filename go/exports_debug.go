@@ -18,10 +18,7 @@ func tailnet_debug_panic(h C.int64_t, where *C.char, opOut *C.int64_t, waitFD *C
 	case "call":
 		panic("tailnet_debug_panic in the call")
 	case "op":
-		s, err := lookup[*server](int64(h))
-		if err == nil {
-			err = needOut("op/wait_fd", opOut == nil || waitFD == nil)
-		}
+		s, err := serverForOp(h, opOut, waitFD)
 		if err != nil {
 			return fail(err, errbuf, errlen)
 		}

@@ -110,15 +110,6 @@ func tailnet_watch(h C.int64_t, fdOut *C.int, errbuf *C.char, errlen C.size_t) (
 	return fail(nil, errbuf, errlen)
 }
 
-// serverForOp looks up a server for a call that starts an operation.
-func serverForOp(h C.int64_t, opOut *C.int64_t, waitFD *C.int) (*server, error) {
-	s, err := lookup[*server](int64(h))
-	if err == nil {
-		err = needOut("op/wait_fd", opOut == nil || waitFD == nil)
-	}
-	return s, err
-}
-
 // putText writes s and its NUL into buf only if both fit, and always sets
 // *needed to that size, so a caller with a short buffer retries with a
 // larger one: text is never silently truncated.

@@ -16,10 +16,7 @@ import (
 //export tailnet_listen_tls
 func tailnet_listen_tls(h C.int64_t, network, addr *C.char, timeoutMS C.int64_t, opOut *C.int64_t, waitFD *C.int, errbuf *C.char, errlen C.size_t) (rc C.int) {
 	defer guard(&rc, errbuf, errlen)
-	s, err := lookup[*server](int64(h))
-	if err == nil {
-		err = needOut("op/wait_fd", opOut == nil || waitFD == nil)
-	}
+	s, err := serverForOp(h, opOut, waitFD)
 	nw, ad := goString(network), goString(addr)
 	if err == nil {
 		err = checkListen(nw, ad)
@@ -34,10 +31,7 @@ func tailnet_listen_tls(h C.int64_t, network, addr *C.char, timeoutMS C.int64_t,
 //export tailnet_listen_funnel
 func tailnet_listen_funnel(h C.int64_t, network, addr *C.char, funnelOnly C.int, timeoutMS C.int64_t, opOut *C.int64_t, waitFD *C.int, errbuf *C.char, errlen C.size_t) (rc C.int) {
 	defer guard(&rc, errbuf, errlen)
-	s, err := lookup[*server](int64(h))
-	if err == nil {
-		err = needOut("op/wait_fd", opOut == nil || waitFD == nil)
-	}
+	s, err := serverForOp(h, opOut, waitFD)
 	ad := goString(addr)
 	var port uint16
 	if err == nil {

@@ -9,14 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"tailscale.com/envknob"
-	"tailscale.com/tsnet"
 )
 
 // TestUpstreamListenerResets reproduces, with plain tsnet and none of our
@@ -31,25 +27,7 @@ import (
 //
 //	scripts/in-netns sh -c 'cd go && TAILNET_UPSTREAM_TESTS=1 go test -run TestUpstreamListenerResets -v .'
 func TestUpstreamListenerResets(t *testing.T) {
-	if os.Getenv("TAILNET_UPSTREAM_TESTS") == "" {
-		t.Skip("set TAILNET_UPSTREAM_TESTS=1")
-	}
-	envknob.Setenv("TS_DISABLE_PORTMAPPER", "1")
-	envknob.Setenv("TS_NO_LOGS_NO_SUPPORT", "true")
-	n, err := startLocalnet("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.close()
-	mk := func(name string) *tsnet.Server {
-		s := &tsnet.Server{Hostname: name, Dir: t.TempDir(), ControlURL: n.url(), Ephemeral: true, Logf: func(string, ...any) {}}
-		if _, err := s.Up(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	a, b := mk("a"), mk("b")
+	a, b := tsnetPair(t, "TAILNET_UPSTREAM_TESTS", true)
 	ipB, _ := b.TailscaleIPs()
 	payload := make([]byte, 32<<10)
 	rand.Read(payload)

@@ -3,13 +3,10 @@
 package main
 
 import (
-	"context"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
-	"tailscale.com/envknob"
 	"tailscale.com/tsnet"
 )
 
@@ -24,24 +21,7 @@ import (
 //
 //	scripts/in-netns sh -c 'cd go && TAILNET_UPSTREAM_TESTS=1 go test -tags ts_omit_gro -run TestUpstreamIPv6Fragments -v .'
 func TestUpstreamIPv6Fragments(t *testing.T) {
-	if os.Getenv("TAILNET_UPSTREAM_TESTS") == "" {
-		t.Skip("set TAILNET_UPSTREAM_TESTS=1")
-	}
-	envknob.Setenv("TS_DISABLE_PORTMAPPER", "1")
-	n, err := startLocalnet("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.close()
-	mk := func(name string) *tsnet.Server {
-		s := &tsnet.Server{Hostname: name, Dir: t.TempDir(), ControlURL: n.url(), Ephemeral: true, Logf: func(string, ...any) {}}
-		if _, err := s.Up(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	a, b := mk("a"), mk("b")
+	a, b := tsnetPair(t, "TAILNET_UPSTREAM_TESTS", true)
 	for _, tc := range []struct {
 		v6     bool
 		size   int
