@@ -15,10 +15,11 @@ import (
 
 // tsnetPair starts a local tailnet and two plain tsnet nodes on it, a and
 // b, with none of our bridging: the opt-in tests that pin down upstream
-// behaviour use it. It returns once each node knows the other. It skips the test unless the environment variable
-// optIn is set. closeNodes false leaves the nodes open at the end (the
-// process exits soon after): tsnet's Close can hang after many recent
-// connections, which is not what such a test is about.
+// behaviour use it. It returns once each node knows the other, and skips
+// the test unless the environment variable optIn is set. closeNodes false
+// leaves the nodes open at the end (the process exits soon after):
+// tsnet's Close can hang after many recent connections, which is not what
+// such a test is about.
 func tsnetPair(t *testing.T, optIn string, closeNodes bool) (a, b *tsnet.Server) {
 	t.Helper()
 	if os.Getenv(optIn) == "" {
