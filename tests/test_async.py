@@ -257,6 +257,30 @@ async def test_stream_aclose_wakes_pending_receive_and_send(
         await served.aclose()
 
 
+async def test_stream_receive_checkpoints_keep_data(
+    nodes: tuple[tailnet.AsyncServer, tailnet.AsyncServer],
+) -> None:
+    """One receiver at a time; a cancelled receive takes nothing, waiting or not."""
+    a, b = nodes
+    async with await b.listen("tcp", ":15") as listener:
+        stream = await a.dial("tcp", f"{b.hostname}:15", timeout=30)
+        async with stream, await listener.accept() as served:
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(stream.receive)
+                    await anyio.wait_all_tasks_blocked()
+                    with pytest.raises(anyio.BusyResourceError):
+                        await stream.receive()
+                    tg.cancel_scope.cancel()  # while it waits
+                await served.send(b"x")
+                await anyio.wait_readable(stream.extra(SocketAttribute.raw_socket))
+                with anyio.CancelScope() as scope:
+                    scope.cancel()  # the data is there: still a checkpoint, and nothing is taken
+                    await stream.receive()
+                assert scope.cancelled_caught
+                assert await stream.receive() == b"x"
+
+
 async def test_listener_aclose_wakes_accept(nodes: tuple[tailnet.AsyncServer, tailnet.AsyncServer]) -> None:
     _, b = nodes
     listener = await b.listen("tcp", ":13")
