@@ -8,6 +8,7 @@ order, including after close.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import string
 from collections.abc import Iterator
@@ -155,6 +156,32 @@ def test_listen_and_accept(
 
 
 @FUZZ
+@given(network=networks, address=addresses, data=st.binary(max_size=70000) | anything, to=addresses)
+def test_datagrams(
+    sandbox: Path, node: tailnet.Server, network: Any, address: Any, data: Any, to: Any
+) -> None:
+    sock = outcome(node.listen_packet, network, address)
+    if sock is not None:
+        with sock:
+            outcome(sock.sendto, data, to)
+
+
+@FUZZ
+@given(
+    address=addresses | st.sampled_from([ipaddress.ip_address("100.64.0.1"), ipaddress.ip_address("::1")]),
+    peer=hosts | anything,
+    kind=st.sampled_from(["disco", "tsmp", "icmp", "DISCO", ""]) | anything,
+    timeout=timeouts,
+)
+def test_whois_status_ping(
+    sandbox: Path, node: tailnet.Server, address: Any, peer: Any, kind: Any, timeout: Any
+) -> None:
+    outcome(node.whois, address, timeout=timeout)
+    outcome(node.ping, peer, kind=kind, timeout=timeout)
+    outcome(node.status, timeout=timeout)
+
+
+@FUZZ
 @given(
     authkey=st.none() | texty,
     interactive=st.booleans(),
@@ -223,6 +250,13 @@ class ServerLifecycle(RuleBasedStateMachine):
         conn = outcome(self.server.dial, "tcp", (host, port), timeout=timeout)
         if conn is not None:
             conn.close()
+
+    @rule(timeout=st.sampled_from([0, 0.2]))
+    def ask(self, timeout: float) -> None:
+        outcome(self.server.status, timeout=timeout)
+        outcome(self.server.whois, ("100.64.0.1", 1), timeout=timeout)
+        outcome(self.server.ping, "fuzz-node", timeout=timeout)
+        outcome(lambda: (self.server.state, self.server.login_url))
 
     @rule()
     def close(self) -> None:

@@ -288,8 +288,8 @@ class Node:
         _call(
             lib().tailnet_listen_packet,
             self._handle,
-            network.encode(),
-            addr.encode(),
+            c_string("network", network),
+            c_string("address", addr),
             handle,
             fd,
             bound,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ._addresses import IPAddress, format_address
-from ._core import Node, Operation, read_text, timeout_ms
+from ._core import Node, Operation, c_string, read_text, timeout_ms
 from ._errors import ErrorBuffer, raise_for_code
 from ._exceptions import ClosedError, ConfigurationError
 from ._library import ffi, lib
@@ -90,7 +90,8 @@ def begin_whois(
 ) -> Pending[PeerIdentity]:
     """Start a whois of ``address``."""
     addr = _whois_address(address)
-    return Pending(node._begin(lib().tailnet_whois, addr.encode(), timeout_ms(timeout)), parse_whois)
+    op = node._begin(lib().tailnet_whois, c_string("address", addr), timeout_ms(timeout))
+    return Pending(op, parse_whois)
 
 
 def begin_status(node: Node, timeout: float | None) -> Pending[Status]:
@@ -110,7 +111,7 @@ def begin_ping(
         choices = ", ".join(repr(k.value) for k in PingKind)
         raise ConfigurationError(f"ping kind must be one of {choices}, not {kind!r}") from None
     call = lib().tailnet_ping
-    op = node._begin(call, str(peer).encode(), kind.value.encode(), timeout_ms(timeout))
+    op = node._begin(call, c_string("peer", str(peer)), kind.value.encode(), timeout_ms(timeout))
     return Pending(op, parse_ping)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ._addresses import Address, format_address, parse_hostport
-from ._core import ListenerCore, Node, Operation, _call, _check_network, timeout_ms
+from ._core import ListenerCore, Node, Operation, _call, _check_network, c_string, timeout_ms
 from ._exceptions import InternalError
 from ._library import ffi, lib
 
@@ -75,7 +75,9 @@ def begin_listen_tls(
     """Start a TLS listener (up, checks, certificate fetch); see ``tailnet_listen_tls``."""
     network = _check_network(network)
     addr = format_address(address)
-    return node._begin(lib().tailnet_listen_tls, network.encode(), addr.encode(), timeout_ms(timeout))
+    return node._begin(
+        lib().tailnet_listen_tls, c_string("network", network), c_string("address", addr), timeout_ms(timeout)
+    )
 
 
 def begin_listen_funnel(
@@ -87,7 +89,11 @@ def begin_listen_funnel(
     if not isinstance(funnel_only, bool):
         raise TypeError(f"funnel_only must be a bool, not {type(funnel_only).__name__}")
     return node._begin(
-        lib().tailnet_listen_funnel, network.encode(), addr.encode(), int(funnel_only), timeout_ms(timeout)
+        lib().tailnet_listen_funnel,
+        c_string("network", network),
+        c_string("address", addr),
+        int(funnel_only),
+        timeout_ms(timeout),
     )
 
 

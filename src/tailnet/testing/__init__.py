@@ -20,6 +20,7 @@ tailnet also installs a pytest plugin with the ``local_tailnet`` and
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
@@ -264,7 +265,7 @@ class LocalTailnet:
         for domain in domains:
             err = ErrorBuffer()
             code = lib().tailnet_localnet_install_cert(
-                self._live(), server.state_dir.encode(), domain.encode(), err.buf, err.size
+                self._live(), os.fsencode(server.state_dir), c_string("domain", domain), err.buf, err.size
             )
             raise_for_code(code, err.message())
         return domains
