@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from conftest import (
@@ -85,7 +86,7 @@ def test_fifty_server_lifecycles_leak_nothing(local_tailnet: LocalTailnet) -> No
 
 
 class Echoes:
-    """Counts echo round trips; a reset is counted, wrong bytes fail the test."""
+    """Counts echo round trips: intact, or cut short (reset); wrong bytes fail at once."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -94,10 +95,10 @@ class Echoes:
     def round_trip(self, dial: Callable[[], socket.socket], size: int) -> bool:
         """Dial, echo size random bytes; True if all came back.
 
-        tsnet's netstack resets a few fresh connections in a hundred under
-        concurrent use, plain Go tsnet too (go/upstream_listeners_test.go):
-        that shows as a refused dial, a reset or an early EOF, never as
-        different bytes.
+        A reset (a refused dial, ECONNRESET, an early EOF) is counted rather
+        than raised, so that the threads around it finish and the test
+        reports how many; built with GRO, gVisor reset a few connections in
+        a hundred here (go/burst_test.go explains why).
         """
         data = os.urandom(size)
         try:
@@ -150,14 +151,10 @@ def test_32_threads_dial_accept_and_close_on_one_server(
             except ConnectionError:
                 pass  # reset (see Echoes)
 
-    def peer_feeds(port: int, wanted: int) -> None:
-        """The peer dials the server until wanted echoes came back whole."""
-        got = 0
-        for _ in range(wanted * 4):
-            got += echoes.round_trip(lambda: peer.dial("tcp", (server_ip, port), timeout=30), 32 << 10)
-            if got == wanted:
-                return
-        raise AssertionError(f"only {got} of {wanted} echoes through port {port}")
+    def peer_feeds(port: int, times: int) -> None:
+        """The peer dials the server, echoing 32 KiB each time."""
+        for _ in range(times):
+            echoes.round_trip(lambda: peer.dial("tcp", (server_ip, port), timeout=30), 32 << 10)
 
     def dialer() -> None:
         for _ in range(5):
@@ -219,9 +216,7 @@ def test_32_threads_dial_accept_and_close_on_one_server(
     assert not any(t.is_alive() for t in threads)
     assert errors == []
     assert done == {"dials": 60, "listens": 40}
-    # 60 dials out, 24 + 8 * 3 dials in, plus retries of the reset ones.
-    assert echoes.intact >= 108
-    assert echoes.reset <= echoes.intact // 10, f"{echoes.reset} resets, {echoes.intact} intact"
+    assert (echoes.intact, echoes.reset) == (60 + 24 + 8 * 3, 0)
 
     # Now close the server while 32 threads are blocked in it.
     blocked: list[BaseException] = []
@@ -256,3 +251,64 @@ def test_32_threads_dial_accept_and_close_on_one_server(
     shared.close()
     settle_fds(fds)
     eventually(lambda: go_counter("goroutines") <= goroutines + 5)
+
+
+def blocked_waiter(server: tailnet.Server, kind: str) -> tuple[Any, Callable[[], object]]:
+    """A fresh listener, datagram socket or watcher, and the call that blocks on it."""
+    if kind == "listener":
+        listener = server.listen("tcp", ":0")
+        return listener, listener.accept
+    if kind == "datagram":
+        sock = server.listen_packet("udp", ":0")
+        return sock, lambda: sock.recvfrom(10)
+    watcher = server.watch()
+    watcher.receive(timeout=30)  # the current state comes first
+    return watcher, watcher.receive
+
+
+def close_under(obj: Any, wait: Callable[[], object]) -> list[BaseException]:
+    """Close obj while another thread waits on it; what that thread raised."""
+    raised: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            wait()
+        except BaseException as exc:  # noqa: BLE001 - collected
+            raised.append(exc)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    obj.close()
+    thread.join(30)
+    assert not thread.is_alive(), "the waiter missed the close"
+    return raised
+
+
+@pytest.mark.parametrize("kind", ["listener", "datagram", "watcher"])
+def test_close_from_another_thread_always_wakes_the_waiter(
+    pair: tuple[tailnet.Server, tailnet.Server], kind: str
+) -> None:
+    """A blocked accept/recvfrom/receive wakes with ClosedError when another thread
+    closes its object, even while other threads open and close descriptors all
+    the time (a freed descriptor number taken by another file must not be what
+    the waiter keeps waiting on)."""
+    stop = threading.Event()
+
+    def churn() -> None:  # reuses freed descriptor numbers at once
+        while not stop.is_set():
+            a, b = socket.socketpair()
+            a.close()
+            b.close()
+
+    churners = [threading.Thread(target=churn) for _ in range(2)]
+    for t in churners:
+        t.start()
+    try:
+        for _ in range(100):
+            raised = close_under(*blocked_waiter(pair[1], kind))
+            assert len(raised) == 1
+            assert isinstance(raised[0], tailnet.ClosedError), raised
+    finally:
+        stop.set()
+        for t in churners:
+            t.join()

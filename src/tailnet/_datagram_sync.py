@@ -14,7 +14,7 @@ from ._core import timeout_ms
 from ._datagram import CREDENTIALS_SPACE, PacketCore, check_not_end, check_payload
 from ._exceptions import ClosedError, ConfigurationError
 from ._socket import TailnetAddressedSocket
-from ._wait import wait_readable, wait_writable
+from ._wait import wait_readable, wait_socket, wait_writable
 
 __all__ = ["DatagramSocket", "TailnetDatagramSocket"]
 
@@ -92,11 +92,9 @@ class DatagramSocket:
             try:
                 return attempt()
             except BlockingIOError:
-                fd = self._core.sock.fileno()
-                if fd < 0:  # closed by another thread meanwhile
-                    raise ClosedError("the socket is closed") from None
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                wait(fd, remaining, what)
+                if not wait_socket(self._core.sock, remaining, what, writable=wait is wait_writable):
+                    raise ClosedError("the socket is closed") from None  # by another thread
 
     def fileno(self) -> int:
         """A descriptor that is readable when :meth:`recvfrom` will not block (selectors)."""

@@ -9,6 +9,7 @@ blocking from the descriptor the library writes them to.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -193,6 +194,8 @@ class WatchCore:
                 return events
 
     def close(self) -> None:
-        """Stop watching. Idempotent."""
+        """Stop watching; a receive waiting in another thread wakes up. Idempotent."""
         self._closed = True
+        with contextlib.suppress(OSError):  # shutdown wakes every poll on this socket
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()

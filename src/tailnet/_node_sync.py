@@ -27,7 +27,7 @@ from ._node_core import (
     open_watch,
 )
 from ._node_info import PeerIdentity, PingKind, PingResult, Status, WatchEvent
-from ._wait import wait_readable
+from ._wait import wait_readable, wait_socket
 
 __all__ = ["NodeInfoMethods", "Watcher", "up_with_events"]
 
@@ -66,11 +66,9 @@ class Watcher:
             try:
                 return self._core.receive()
             except BlockingIOError:
-                fd = self._core.sock.fileno()
-                if fd < 0:  # closed by another thread meanwhile
-                    raise ClosedError("the watcher is closed") from None
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                wait_readable(fd, remaining, "watch")
+                if not wait_socket(self._core.sock, remaining, "watch"):
+                    raise ClosedError("the watcher is closed") from None  # by another thread
 
     def __iter__(self) -> Iterator[WatchEvent]:
         """Yield events until the watcher or its server closes."""

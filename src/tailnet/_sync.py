@@ -19,7 +19,7 @@ from ._node_info import WatchEvent
 from ._node_sync import NodeInfoMethods, up_with_events
 from ._services import Loopback, begin_listen_funnel, begin_listen_tls, listener_from_result, loopback
 from ._socket import TailnetSocket
-from ._wait import wait_readable
+from ._wait import wait_readable, wait_socket
 
 __all__ = ["Listener", "Server"]
 
@@ -64,11 +64,9 @@ class Listener:
             try:
                 conn = self._core.receive()
             except BlockingIOError:
-                fd = self._core.sock.fileno()
-                if fd < 0:  # closed by another thread meanwhile
-                    raise ClosedError("the listener is closed") from None
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                wait_readable(fd, remaining, "accept")
+                if not wait_socket(self._core.sock, remaining, "accept"):
+                    raise ClosedError("the listener is closed") from None  # by another thread
                 continue
             return _socket(conn), conn.remote
 

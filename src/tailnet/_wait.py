@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import select
+import socket
 import time
 
 from ._exceptions import TailnetTimeout
 
-__all__ = ["wait_readable", "wait_writable"]
+__all__ = ["wait_readable", "wait_socket", "wait_writable"]
 
 
 def wait_readable(fd: int, timeout: float | None = None, what: str = "operation") -> None:
@@ -34,4 +35,36 @@ def _wait(fd: int, events: int, timeout: float | None, what: str) -> None:
         if poller.poll(None if remaining is None else remaining * 1000):
             return
         if remaining is not None and remaining <= 0:
+            raise TailnetTimeout(f"{what} timed out after {timeout} s")
+
+
+#: How often a wait on a socket checks that no other thread closed it.
+_RECHECK = 1.0
+
+
+def wait_socket(sock: socket.socket, timeout: float | None, what: str, *, writable: bool = False) -> bool:
+    """Wait until sock is readable (writable), hung up, or closed by another thread.
+
+    Closing a descriptor does not wake a ``poll`` on it in another thread,
+    and the freed number may at once be another file's, which poll would
+    then watch instead, perhaps forever. Closes of tailnet sockets wake
+    their waiters anyway (the library closes its end), but to be safe the
+    wait also looks every second whether sock still has its descriptor.
+    Returns False, without waiting further, once sock is closed; raises
+    :class:`TailnetTimeout` after ``timeout`` seconds.
+    """
+    number = sock.fileno()
+    if number < 0:
+        return False
+    poller = select.poll()
+    poller.register(number, select.POLLOUT if writable else select.POLLIN)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        step = _RECHECK if remaining is None else min(remaining, _RECHECK)
+        if poller.poll(step * 1000):
+            return True
+        if sock.fileno() != number:  # closed meanwhile; the number may be another file's now
+            return False
+        if remaining is not None and remaining <= step:
             raise TailnetTimeout(f"{what} timed out after {timeout} s")
