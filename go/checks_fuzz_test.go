@@ -13,7 +13,7 @@ import (
 
 // FuzzArguments feeds arbitrary strings to everything that parses the C
 // API's string arguments before any work is done: dial and listen
-// addresses, networks, server options (hostname, control URL, tags,
+// and datagram addresses, networks, server options (hostname, control URL, tags,
 // ports, ...) and the local tailnet's JSON config. Each must return nil or
 // an *apiError with TAILNET_ERR_INVALID, never panic, and what it accepts
 // must really be valid. One target covers them all (which picks the
@@ -35,13 +35,14 @@ func FuzzArguments(f *testing.F) {
 		{3, `{"address": "10.0.0.1", "control_port": 1}`, ""}, {3, `{"address": "::"}`, ""},
 		{3, `{"derp_port": 70000}`, ""}, {3, `{"bogus": 1}`, ""}, {3, `[]`, ""}, {3, `{"authkey": 5}`, ""},
 		{4, "goroutines", ""}, {4, "nope", ""},
+		{5, "udp", ":53"}, {5, "udp6", "[::]:0"}, {5, "tcp", ":1"}, {0, "udp4", "h:53"}, {1, "udp", ":1"},
 	}
 	for _, s := range seeds {
 		f.Add(s.which, s.a, s.b)
 	}
 	f.Fuzz(func(t *testing.T, which uint8, a, b string) {
 		var err error
-		switch which % 5 {
+		switch which % 6 {
 		case 0:
 			err = checkDial(a, b)
 			if err == nil {
@@ -63,6 +64,11 @@ func FuzzArguments(f *testing.F) {
 			if err == nil && (cfg.ControlPort < 0 || cfg.ControlPort > 65535 || cfg.Address == "") {
 				t.Fatalf("accepted config %q as %+v", a, cfg)
 			}
+		case 5:
+			err = checkListenPacket(a, b)
+			if err == nil {
+				checkAcceptedAddress(t, a, b, true)
+			}
 		case 4:
 			if a == "heap_bytes" {
 				return // a full GC per call: slow, and not parsing
@@ -74,10 +80,10 @@ func FuzzArguments(f *testing.F) {
 		}
 		var ae *apiError
 		if !errors.As(err, &ae) || ae.code != codeInvalid {
-			t.Fatalf("parser %d (%q, %q): want an invalid-argument error, got %T %v", which%5, a, b, err, err)
+			t.Fatalf("parser %d (%q, %q): want an invalid-argument error, got %T %v", which%6, a, b, err, err)
 		}
 		if ae.msg == "" {
-			t.Fatalf("parser %d (%q, %q): empty error message", which%5, a, b)
+			t.Fatalf("parser %d (%q, %q): empty error message", which%6, a, b)
 		}
 	})
 }
@@ -85,7 +91,9 @@ func FuzzArguments(f *testing.F) {
 // checkAcceptedAddress: an accepted address really is host:port with a
 // port in range, and a known network.
 func checkAcceptedAddress(t *testing.T, network, addr string, listen bool) {
-	if network != "tcp" && network != "tcp4" && network != "tcp6" {
+	switch network {
+	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
+	default:
 		t.Fatalf("accepted network %q", network)
 	}
 	host, port, err := net.SplitHostPort(addr)
