@@ -17,6 +17,8 @@ exits at end of input, closing the server.
     {"cmd": "wait", "id": "t", "timeout": s}  -> the transfer's result:
         {"intact": bool, "sent": n, "received": n, "failure": "..." or null}
     {"cmd": "echo_once", "address": ..., "size": N, "timeout": s}   transfer + wait
+    {"cmd": "ping", "peer": "beta", "timeout": s}   -> {"path": "direct"|"derp"|..., "latency": s}
+    {"cmd": "status"}   -> {"peers": {name: {"path": ..., "online": bool}}}
     {"cmd": "report"}   -> {"fds", "goroutines", "handles", "ops", "rss_kb", "threads"}
     {"cmd": "close"}    close the server (the process stays, for "report")
 """
@@ -176,6 +178,12 @@ class Runner:
             return {"sent": t.sent, "received": t.received, "done": not t.thread.is_alive()}
         if cmd == "wait":
             return self._wait(self.transfers.pop(request["id"]), request.get("timeout", 120))
+        if cmd == "ping":
+            result = self.server.ping(request["peer"], timeout=request.get("timeout", 10))
+            return {"path": result.path.value, "latency": result.latency, "endpoint": result.endpoint}
+        if cmd == "status":
+            peers = self.server.status(timeout=request.get("timeout", 10)).peers
+            return {"peers": {p.name: {"path": p.path.value, "online": p.online} for p in peers}}
         if cmd == "report":
             return report()
         if cmd == "close":

@@ -50,6 +50,12 @@ class Site:
     def derp_packets(self) -> int:
         return self.net.wire.packets("tcp", self.a, self.control_host)
 
+    @staticmethod
+    def path(node: NodeProcess, peer: str) -> str:
+        """The path a disco ping from node to peer took: "direct" or "derp"."""
+        reply = node.call(cmd="ping", peer=peer, timeout=10)
+        return str(reply.get("path", reply.get("error")))
+
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
@@ -60,6 +66,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
 def test_harness_sees_the_direct_path(site: Site) -> None:
     """Baseline: two nodes with UDP between them talk directly, not through DERP."""
     alpha, _ = site.pair()
+    eventually(lambda: site.path(alpha, "beta") == "direct", timeout=60)
     site.net.wire.reset_stats()
     assert alpha.ok(cmd="echo_once", address="beta:7", size=1 << 20)["intact"]
     assert site.direct_packets() > 500
@@ -75,6 +82,7 @@ def test_blocked_udp_falls_back_to_derp_and_recovers(site: Site) -> None:
     site.net.wire.reset_stats()
     assert alpha.ok(cmd="wait", id="t", timeout=120)["intact"]
     assert site.derp_packets() > 500
+    assert site.path(alpha, "beta") == "derp"  # what the node itself says
     # New connections work over DERP too.
     site.net.wire.reset_stats()
     assert alpha.ok(cmd="echo_once", address="beta:7", size=1 << 20)["intact"]
@@ -88,6 +96,7 @@ def test_blocked_udp_falls_back_to_derp_and_recovers(site: Site) -> None:
         return site.direct_packets() > 100 and site.derp_packets() < 50
 
     eventually(direct_again, timeout=90)
+    eventually(lambda: site.path(alpha, "beta") == "direct", timeout=60)
 
 
 def test_control_killed_mid_transfer(site: Site) -> None:
