@@ -131,6 +131,9 @@ func (s *server) start() error {
 	if err := s.ts.Start(); err != nil {
 		return err
 	}
+	if err := shortenTimeWait(s.ts); err != nil { // see timewait.go
+		s.log.debugf("TIME_WAIT left at netstack's default: %v", err)
+	}
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()
