@@ -68,7 +68,12 @@ def echo_forever(listener: tailnet.Listener) -> None:
 def transfer(conn: socket.socket) -> bool:
     """Send TRANSFER random bytes through an echo; True if all came back intact."""
     data = os.urandom(TRANSFER)
-    writer = threading.Thread(target=lambda: (conn.sendall(data), conn.shutdown(socket.SHUT_WR)))
+
+    def send() -> None:
+        conn.sendall(data)
+        conn.shutdown(socket.SHUT_WR)
+
+    writer = threading.Thread(target=send)
     writer.start()
     got = hashlib.sha256()
     size = 0
@@ -84,6 +89,10 @@ class Soak:
         self.net, self.client, self.target, self.root = net, client, target, root
         self.stop = threading.Event()
         self.lock = threading.Lock()
+        #: Held by the restarter through each cycle: samples are taken
+        #: between cycles, when the third node is not running, so they
+        #: compare like with like.
+        self.cycle = threading.Lock()
         self.counts = {"transfers": 0, "failures": 0, "restarts": 0}
 
     def count(self, what: str) -> None:
@@ -103,19 +112,23 @@ class Soak:
     def restarter(self) -> None:
         """A node restarted from its state dir again and again, echoing to itself."""
         while not self.stop.is_set():
-            try:
-                with self.net.server(
-                    "soak-restart", state_dir=self.root / "restart", ephemeral=False
-                ) as node:
-                    with node.listen("tcp", ":7") as listener:
-                        threading.Thread(target=echo_forever, args=(listener,), daemon=True).start()
-                        with node.dial("tcp", (str(node.ips[0]), 7), timeout=30) as conn:
-                            ok = transfer(conn)
-                self.count("restarts" if ok else "failures")
-            except OSError as exc:
-                print(f"restart cycle failed: {exc!r}", file=sys.stderr)
-                self.count("failures")
+            with self.cycle:
+                self.restart_once()
             self.stop.wait(2)
+
+    def restart_once(self) -> None:
+        try:
+            with (
+                self.net.server("soak-restart", state_dir=self.root / "restart", ephemeral=False) as node,
+                node.listen("tcp", ":7") as listener,
+            ):
+                threading.Thread(target=echo_forever, args=(listener,), daemon=True).start()
+                with node.dial("tcp", (str(node.ips[0]), 7), timeout=30) as conn:
+                    ok = transfer(conn)
+            self.count("restarts" if ok else "failures")
+        except OSError as exc:
+            print(f"restart cycle failed: {exc!r}", file=sys.stderr)
+            self.count("failures")
 
 
 def verdict(samples: list[dict[str, float]], warm: int) -> list[str]:
@@ -130,28 +143,38 @@ def verdict(samples: list[dict[str, float]], warm: int) -> list[str]:
     return grown
 
 
-def main(minutes: float) -> int:
-    duration = minutes * 60
+def run(soak: Soak, duration: float) -> list[dict[str, float]]:
+    """Run the workers for duration seconds, sampling every SAMPLE_EVERY."""
     samples: list[dict[str, float]] = []
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, LocalTailnet() as net:
-        with net.server("soak-server") as server, net.server("soak-client") as client:
-            with server.listen("tcp", ":7") as listener:
-                threading.Thread(target=echo_forever, args=(listener,), daemon=True).start()
-                soak = Soak(net, client, str(server.ips[0]), Path(tmp))
-                threads = [threading.Thread(target=soak.worker) for _ in range(4)]
-                threads.append(threading.Thread(target=soak.restarter))
-                for t in threads:
-                    t.start()
-                started = time.monotonic()
-                try:
-                    while (elapsed := time.monotonic() - started) < duration:
-                        soak.stop.wait(min(SAMPLE_EVERY, duration - elapsed))
-                        samples.append({"t": round(time.monotonic() - started), **sample(), **soak.counts})
-                        print(json.dumps(samples[-1]), flush=True)
-                finally:
-                    soak.stop.set()
-                    for t in threads:
-                        t.join(60)
+    threads = [threading.Thread(target=soak.worker) for _ in range(4)]
+    threads.append(threading.Thread(target=soak.restarter))
+    for t in threads:
+        t.start()
+    started = time.monotonic()
+    try:
+        while (elapsed := time.monotonic() - started) < duration:
+            soak.stop.wait(min(SAMPLE_EVERY, duration - elapsed))
+            with soak.cycle:
+                now = sample()
+            samples.append({"t": round(time.monotonic() - started), **now, **soak.counts})
+            print(json.dumps(samples[-1]), flush=True)
+    finally:
+        soak.stop.set()
+        for t in threads:
+            t.join(60)
+    return samples
+
+
+def main(minutes: float) -> int:
+    with (
+        tempfile.TemporaryDirectory(prefix="soak-") as tmp,
+        LocalTailnet() as net,
+        net.server("soak-server") as server,
+        net.server("soak-client") as client,
+        server.listen("tcp", ":7") as listener,
+    ):
+        threading.Thread(target=echo_forever, args=(listener,), daemon=True).start()
+        samples = run(Soak(net, client, str(server.ips[0]), Path(tmp)), minutes * 60)
     warm = max(2, len(samples) // 5, int(60 // SAMPLE_EVERY))
     grown = verdict(samples, warm) if len(samples) > warm else ["too short to judge (needs > 1 min)"]
     failures = samples[-1]["failures"] if samples else 0
