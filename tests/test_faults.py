@@ -50,6 +50,15 @@ class Site:
     def derp_packets(self) -> int:
         return self.net.wire.packets("tcp", self.a, self.control_host)
 
+    def connection_log(self) -> list[str]:
+        """The nodes' log lines about connections that ended abnormally."""
+        return [
+            f"{log.stem}: {line}"
+            for log in sorted(self.tmp_path.glob("*.log"))
+            for line in log.read_text(errors="replace").splitlines()
+            if "connection with" in line
+        ]
+
     @staticmethod
     def path(node: NodeProcess, peer: str) -> str:
         """The path a disco ping from node to peer took: "direct" or "derp"."""
@@ -185,14 +194,14 @@ def test_wrong_control_url_scheme_is_a_clear_error(tmp_path: Path) -> None:
             tailnet.Server("scheme", control_url=url, state_dir=tmp_path)
 
 
-@pytest.mark.slow
 def test_lossy_slow_network_transfers_intact(site: Site) -> None:
     """20 % of packets dropped and 100 ms added, each way, on every link (DERP and control too)."""
     site.net.wire.set(loss=0.2, delay_ms=100)
-    alpha, beta = site.node(site.a, "alpha"), site.node(site.b, "beta")
+    verbose = {"NODE_RUNNER_VERBOSE": "1"}  # a failure then shows why a connection ended
+    alpha, beta = site.node(site.a, "alpha", env=verbose), site.node(site.b, "beta", env=verbose)
     beta.ok(cmd="echo", port=7)
     site.net.wire.reset_stats()
     result = alpha.ok(cmd="echo_once", address="beta:7", size=64 << 10, dial_timeout=120, timeout=300)
-    assert result["intact"], result
+    assert result["intact"], (result, site.connection_log())
     seen = sum(site.net.wire.stats().values())
     assert 0.1 < site.net.wire.dropped() / seen < 0.3  # the wire did drop a fifth

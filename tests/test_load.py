@@ -1,7 +1,7 @@
 """Load: 1000 connections open at once, 1 MiB through each, every byte checked.
 
-Marked ``load`` (opt-in: ``./dev test -m load``; CI runs it): about 2 GiB
-cross two netstacks in one process.
+In the default suite, marked ``load`` (deselect with ``-m 'not load'``):
+about 2 GiB cross two netstacks in one process.
 """
 
 from __future__ import annotations
