@@ -10,7 +10,7 @@ import anyio
 import anyio.abc
 import pytest
 from anyio.abc import SocketAttribute
-from conftest import eventually, go_counter, open_fds, settle_fds
+from conftest import aknows, eventually, go_counter, open_fds, settle_fds
 from udp_helpers import SIZES_V4, SIZES_V6, payloads
 
 import tailnet
@@ -34,6 +34,8 @@ async def nodes(
 ) -> AsyncIterator[Nodes]:
     base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
     async with local_tailnet.async_server(f"{base}-a") as a, local_tailnet.async_server(f"{base}-b") as b:
+        await aknows(a, b)  # until then b's name does not resolve on a
+        await aknows(b, a)
         yield a, b
 
 
