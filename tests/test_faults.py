@@ -200,6 +200,9 @@ def test_lossy_slow_network_transfers_intact(site: Site) -> None:
     verbose = {"NODE_RUNNER_VERBOSE": "1"}  # a failure then shows why a connection ended
     alpha, beta = site.node(site.a, "alpha", env=verbose), site.node(site.b, "beta", env=verbose)
     beta.ok(cmd="echo", port=7)
+    # Over this network alpha may learn of beta a while after both are up; until
+    # then "beta" goes to the (unreachable) system resolver and the dial fails.
+    eventually(lambda: "beta" in alpha.ok(cmd="status", timeout=30)["peers"], timeout=120)
     site.net.wire.reset_stats()
     result = alpha.ok(cmd="echo_once", address="beta:7", size=64 << 10, dial_timeout=120, timeout=300)
     assert result["intact"], (result, site.connection_log())
