@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -145,14 +146,29 @@ def test_up_then_status_reuse_the_state_dir(env: dict[str, str], tmp_path: Path)
     assert "name:      cli-up.tailnet.test" in text.stdout
 
 
+def status_until(
+    done: Callable[[subprocess.CompletedProcess[str]], bool], *args: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run ``tailnet status ARGS`` until ``done`` says its output is complete (60 s at most).
+
+    Each run is a fresh process whose node may print before its map lists
+    every peer (seen once in a loaded full run), so ask again until it does.
+    """
+    deadline = time.monotonic() + 60
+    while True:
+        status = run("status", *args, env=env)
+        assert status.returncode == 0, status.stderr
+        if done(status) or time.monotonic() > deadline:
+            return status
+
+
 def test_status_lists_peers(env: dict[str, str], tailnet_node: Callable[..., tailnet.Server]) -> None:
     peer = tailnet_node("cli-peer")
-    status = run("status", "-n", "cli-status", "--json", env=env)
-    assert status.returncode == 0, status.stderr
+    status = status_until(lambda s: '"cli-peer"' in s.stdout, "-n", "cli-status", "--json", env=env)
     peers = {p["name"]: p for p in json.loads(status.stdout)["peers"]}
     assert peers["cli-peer"]["ips"][0] == str(peer.ips[0])
     assert peers["cli-peer"]["online"] is True
-    text = run("status", "-n", "cli-status", env=env).stdout
+    text = status_until(lambda s: "cli-peer" in s.stdout, "-n", "cli-status", env=env).stdout
     assert re.search(rf"^    cli-peer +{re.escape(str(peer.ips[0]))} +online", text, re.MULTILINE), text
 
 
