@@ -120,7 +120,7 @@ def knows(node: tailnet.Server, *peers: tailnet.Server) -> None:
 
     Until then a peer's name does not resolve and its address is unknown.
     """
-    eventually(lambda: all(node.status().peer(p.hostname) is not None for p in peers), timeout=30)
+    eventually(lambda: all(node.status().peer(p.hostname) is not None for p in peers), timeout=60)
 
 
 async def aknows(node: tailnet.AsyncServer, peer: tailnet.AsyncServer) -> None:

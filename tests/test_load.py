@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 import pytest
-from conftest import go_counter
+from conftest import aknows, go_counter
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -35,6 +35,8 @@ async def nodes(
     local_tailnet: LocalTailnet,
 ) -> AsyncIterator[tuple[tailnet.AsyncServer, tailnet.AsyncServer]]:
     async with local_tailnet.async_server("load-a") as a, local_tailnet.async_server("load-b") as b:
+        await aknows(a, b)
+        await aknows(b, a)
         yield a, b
 
 

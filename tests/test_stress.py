@@ -17,6 +17,7 @@ from conftest import (
     assert_echoes_intact,
     eventually,
     go_counter,
+    knows,
     open_fds,
     recv_all,
     send_and_close_write,
@@ -130,6 +131,8 @@ def test_32_threads_dial_accept_and_close_on_one_server(
     listeners), listening and closing; then the server closes under them."""
     fds, goroutines = open_fds(), go_counter("goroutines")
     server = local_tailnet.server("threads").up(timeout=60)
+    knows(server, peer)  # before that, dials either way can wait out their timeout
+    knows(peer, server)
     peer_ip, server_ip = str(peer.ips[0]), str(server.ips[0])
     shared = server.listen("tcp", ":7")
     start = threading.Barrier(32)
