@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 import tailnet
+from tailnet.testing import LocalTailnet
 
 
 def open_fds() -> set[int]:
@@ -128,6 +129,18 @@ async def aknows(node: tailnet.AsyncServer, peer: tailnet.AsyncServer) -> None:
     with anyio.fail_after(30):
         while (await node.status()).peer(peer.hostname) is None:
             await anyio.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def local_tailnet() -> Iterator[LocalTailnet]:
+    """A local tailnet per test module (the plugin's is per session).
+
+    The local control server never forgets a node, closed or not, so one
+    tailnet for the whole suite ends with hundreds of stale peers in every
+    map, and maps reach long-lived nodes more slowly late in a run.
+    """
+    with LocalTailnet() as net:
+        yield net
 
 
 @pytest.fixture
