@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 import tailnet
-from tailnet.testing import LocalTailnet
+from tailnet.testing import LocalTailnet, debug_counter
 
 
 def open_fds() -> set[int]:
@@ -44,11 +44,8 @@ def settle_fds(baseline: set[int], timeout: float = 30.0) -> None:
 
 
 def go_counter(name: str) -> int:
-    from tailnet._library import ffi, lib
-
-    out = ffi.new("int64_t *")
-    assert lib().tailnet_debug_counter(name.encode(), out) == 0
-    return int(out[0])
+    """One of the library's debug counters (goroutines, ops, handles, ...)."""
+    return debug_counter(name)
 
 
 def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -36,6 +36,7 @@ import time
 from typing import Any
 
 import tailnet
+from tailnet.testing import debug_counter
 
 CHUNK = 64 << 10
 
@@ -124,22 +125,14 @@ class EchoService:
             return {"open": self.open, "served": self.served, "failed": self.failed}
 
 
-def go_counter(name: str) -> int:
-    from tailnet._library import ffi, lib
-
-    out = ffi.new("int64_t *")
-    lib().tailnet_debug_counter(name.encode(), out)
-    return int(out[0])
-
-
 def report() -> dict[str, Any]:
     with open("/proc/self/status") as f:
         status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
     return {
         "fds": len(os.listdir("/proc/self/fd")),
-        "goroutines": go_counter("goroutines"),
-        "handles": go_counter("handles"),
-        "ops": go_counter("ops"),
+        "goroutines": debug_counter("goroutines"),
+        "handles": debug_counter("handles"),
+        "ops": debug_counter("ops"),
         "rss_kb": int(status["VmRSS"].split()[0]),
         "threads": int(status["Threads"]),
     }

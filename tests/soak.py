@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import tailnet
-from tailnet.testing import LocalTailnet
+from tailnet.testing import LocalTailnet, debug_counter
 
 TRANSFER = 256 << 10
 SAMPLE_EVERY = 30.0
@@ -35,22 +35,14 @@ SAMPLE_EVERY = 30.0
 MARGIN = {"fds": 4, "goroutines": 30, "rss_mib": 0.25, "heap_mib": 0.25}
 
 
-def go_counter(name: str) -> int:
-    from tailnet._library import ffi, lib
-
-    out = ffi.new("int64_t *")
-    lib().tailnet_debug_counter(name.encode(), out)
-    return int(out[0])
-
-
 def sample() -> dict[str, float]:
     with open("/proc/self/status") as status:
         rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
     return {
         "fds": len(os.listdir("/proc/self/fd")),
-        "goroutines": go_counter("goroutines"),
+        "goroutines": debug_counter("goroutines"),
         "rss_mib": round(rss / 1024, 1),
-        "heap_mib": round(go_counter("heap_bytes") / (1 << 20), 1),
+        "heap_mib": round(debug_counter("heap_bytes") / (1 << 20), 1),
     }
 
 

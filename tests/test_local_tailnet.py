@@ -12,7 +12,7 @@ import pytest
 from conftest import EchoServer, eventually
 
 import tailnet
-from tailnet.testing import LocalTailnet
+from tailnet.testing import DEBUG_COUNTERS, LocalTailnet, debug_counter
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +165,15 @@ def test_runner_prints_its_tailnet_and_obeys_commands() -> None:
         proc.wait()
         proc.stdin.close()
         proc.stdout.close()
+
+
+def test_debug_counters_read_and_unknown_names_are_refused(local_tailnet: LocalTailnet) -> None:
+    with local_tailnet.server("counted") as server:
+        server.up(timeout=60)
+        assert debug_counter("handles") >= 1  # the server's own handle
+        assert debug_counter("goroutines") > 0
+    for name in DEBUG_COUNTERS:
+        assert debug_counter(name) >= 0
+    for bad in ["", "nope", "goroutines\x00"]:
+        with pytest.raises(tailnet.ConfigurationError, match="no debug counter"):
+            debug_counter(bad)

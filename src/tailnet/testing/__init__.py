@@ -34,7 +34,7 @@ from .._exceptions import ClosedError, ConfigurationError
 from .._library import ffi, lib
 from .._sync import Server
 
-__all__ = ["QUIET_ENVIRONMENT", "LocalTailnet"]
+__all__ = ["DEBUG_COUNTERS", "QUIET_ENVIRONMENT", "LocalTailnet", "debug_counter"]
 
 #: Knobs every node on a local tailnet runs with: upload no logs, probe no
 #: gateway for port mapping. Applied process-wide by :class:`LocalTailnet`
@@ -45,6 +45,28 @@ _URL_SIZE = 256
 _CA_SIZE = 8192
 _DERP_MAP_SIZE = 4096
 _INFO_SIZE = 512
+
+
+#: The library's debug counters that :func:`debug_counter` reads.
+DEBUG_COUNTERS = ("goroutines", "ops", "handles", "stuck_closes", "dropped_datagrams", "heap_bytes")
+
+
+def debug_counter(name: str) -> int:
+    """One of the library's process-wide debug counters, for leak tests and soaks.
+
+    ``goroutines`` (Go goroutines alive), ``ops`` (blocking calls not yet
+    collected), ``handles`` (servers, listeners and operations not yet
+    freed), ``stuck_closes`` (closes that gave up waiting for tsnet's own
+    shutdown), ``dropped_datagrams`` (UDP messages the library could not
+    send) and ``heap_bytes`` (the live Go heap after a full collection:
+    slow). A leak test reads a counter, runs its cycle, and checks that the
+    counter came back.
+    """
+    if name not in DEBUG_COUNTERS:
+        raise ConfigurationError(f"no debug counter {name!r}; one of {', '.join(DEBUG_COUNTERS)}")
+    out = ffi.new("int64_t *")
+    raise_for_code(lib().tailnet_debug_counter(name.encode(), out), f"reading the {name} counter failed")
+    return int(out[0])
 
 
 def apply_quiet_environment() -> None:
