@@ -263,39 +263,19 @@ class Node:
 
     def listen(self, network: str, address: str | tuple[str, int]) -> ListenerCore:
         """Listen on the node: ":port" or "ip:port"."""
-        self._check_open()
-        network = _check_network(network)
-        addr = format_address(address)
-        handle, fd, bound = ffi.new("int64_t *"), ffi.new("int *"), ffi.new("char[]", _TEXT_SIZE)
-        _call(
-            lib().tailnet_listen,
-            self._handle,
-            c_string("network", network),
-            c_string("address", addr),
-            handle,
-            fd,
-            bound,
-            _TEXT_SIZE,
-        )
-        return ListenerCore(handle[0], fd[0], ffi.string(bound).decode())
+        return ListenerCore(*self._open_bound(lib().tailnet_listen, network, address))
 
     def listen_packet(self, network: str, address: str | tuple[str, int]) -> PacketCore:
         """Open a UDP socket on the node: ":port" or "ip:port"."""
+        return PacketCore(*self._open_bound(lib().tailnet_listen_packet, network, address))
+
+    def _open_bound(self, fn: Any, network: str, address: str | tuple[str, int]) -> tuple[int, int, str]:
+        """Call a C function that binds on the node; its handle, descriptor and bound address."""
         self._check_open()
-        network = _check_network(network)
-        addr = format_address(address)
+        net, addr = c_string("network", _check_network(network)), c_string("address", format_address(address))
         handle, fd, bound = ffi.new("int64_t *"), ffi.new("int *"), ffi.new("char[]", _TEXT_SIZE)
-        _call(
-            lib().tailnet_listen_packet,
-            self._handle,
-            c_string("network", network),
-            c_string("address", addr),
-            handle,
-            fd,
-            bound,
-            _TEXT_SIZE,
-        )
-        return PacketCore(handle[0], fd[0], ffi.string(bound).decode())
+        _call(fn, self._handle, net, addr, handle, fd, bound, _TEXT_SIZE)
+        return handle[0], fd[0], ffi.string(bound).decode()
 
     def ips(self) -> tuple[IPAddress, ...]:
         """The node's tailnet addresses (empty before it has joined)."""
