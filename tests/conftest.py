@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
 import pytest
@@ -85,6 +85,14 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def echo_until_eof(conn: socket.socket) -> None:
+    """Echo everything conn receives, then half-close it and close it."""
+    with conn:
+        while data := conn.recv(1 << 16):
+            conn.sendall(data)
+        conn.shutdown(socket.SHUT_WR)
+
+
 class EchoServer:
     """Accepts on a listener and echoes each connection until EOF, in a thread."""
 
@@ -99,17 +107,35 @@ class EchoServer:
         for conn, peer in self.listener:
             self.peers.append(peer)
             self.locals.append(conn.getsockname())
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(1 << 16):
-                conn.sendall(data)
-            conn.shutdown(socket.SHUT_WR)
+            threading.Thread(target=echo_until_eof, args=(conn,), daemon=True).start()
 
     def close(self) -> None:
         self.listener.close()
+        self.thread.join(10)
+
+
+class LoopbackEcho:
+    """A plain TCP echo on 127.0.0.1, in a thread: the local service a proxy or tailscaled forwards to."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.peers: list[tuple[str, int]] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, peer = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.peers.append(peer)
+            threading.Thread(target=echo_until_eof, args=(conn,), daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept() (close alone would not)
+        self.sock.close()
         self.thread.join(10)
 
 
@@ -140,16 +166,39 @@ def local_tailnet() -> Iterator[LocalTailnet]:
         yield net
 
 
+def node_name_base(request: pytest.FixtureRequest) -> str:
+    """A hostname prefix unique to the requesting test (its name, cut to fit)."""
+    return "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+
+
 @pytest.fixture
 def pair(
     tailnet_node: Callable[..., tailnet.Server], request: pytest.FixtureRequest
 ) -> tuple[tailnet.Server, tailnet.Server]:
     """Two nodes that are up, with names unique to the test."""
-    base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+    base = node_name_base(request)
     a, b = tailnet_node(f"{base}-a"), tailnet_node(f"{base}-b")
     knows(a, b)
     knows(b, a)
     return a, b
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Async tests run on both of anyio's backends (a module may narrow it)."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def nodes(
+    local_tailnet: LocalTailnet, anyio_backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[tailnet.AsyncServer, tailnet.AsyncServer]]:
+    """Two async nodes that know each other, with names unique to the test."""
+    base = node_name_base(request)
+    async with local_tailnet.async_server(f"{base}-a") as a, local_tailnet.async_server(f"{base}-b") as b:
+        await aknows(a, b)  # until then b's name does not resolve on a
+        await aknows(b, a)
+        yield a, b
 
 
 @pytest.fixture

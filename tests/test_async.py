@@ -6,36 +6,17 @@ import hashlib
 import os
 import socket
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 from anyio.abc import SocketAttribute, TaskGroup
-from conftest import aknows, eventually, go_counter, open_fds, settle_fds
+from conftest import eventually, go_counter, open_fds, settle_fds
 
 import tailnet
-from tailnet.testing import LocalTailnet
 
 pytestmark = pytest.mark.anyio
-
-BACKENDS = [pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
-
-
-@pytest.fixture(params=BACKENDS)
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def nodes(
-    local_tailnet: LocalTailnet, anyio_backend: str, request: pytest.FixtureRequest
-) -> AsyncIterator[tuple[tailnet.AsyncServer, tailnet.AsyncServer]]:
-    base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
-    async with local_tailnet.async_server(f"{base}-a") as a, local_tailnet.async_server(f"{base}-b") as b:
-        await aknows(a, b)
-        await aknows(b, a)
-        yield a, b
 
 
 async def echo_handler(stream: tailnet.TailnetStream) -> None:

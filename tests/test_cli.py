@@ -7,7 +7,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ from typing import IO, Any
 
 import httpx
 import pytest
-from conftest import assert_echoes_intact
+from conftest import LoopbackEcho, assert_echoes_intact
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -240,38 +239,10 @@ def test_serve_refuses_a_missing_directory(env: dict[str, str], tmp_path: Path) 
     assert "is not a directory" in result.stderr
 
 
-class LocalEcho:
-    """A plain TCP echo service on 127.0.0.1, as the service a proxy exposes."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(1 << 16):
-                conn.sendall(data)
-            conn.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept() (close alone would not)
-        self.sock.close()
-
-
 def test_proxy_exposes_a_local_service(
     children: Callable[..., Child], env: dict[str, str], tailnet_node: Callable[..., tailnet.Server]
 ) -> None:
-    echo = LocalEcho()
+    echo = LoopbackEcho()
     proxy = children("proxy", str(echo.port), "-n", "cli-proxy", "--port", "7000", "--ephemeral", env=env)
     proxy.expect(rf"^forwarding tailnet cli-proxy:7000 -> 127\.0\.0\.1:{echo.port}")
     client = tailnet_node("cli-proxy-client")

@@ -85,14 +85,6 @@ def test_httpx_transport_of_a_closed_server_raises_connect_error(local_tailnet: 
         http.get("http://web/")
 
 
-BACKENDS = [pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
-
-
-@pytest.fixture(params=BACKENDS)
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 async def async_client(
     local_tailnet: LocalTailnet, web: tailnet.Server, anyio_backend: str

@@ -7,14 +7,12 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 import pytest
 from anyio.abc import SocketAttribute
-from conftest import aknows, go_counter, open_fds
+from conftest import aknows, go_counter, node_name_base, open_fds
 
 import tailnet
 from tailnet.testing import LocalTailnet
 
 pytestmark = pytest.mark.anyio
-
-BACKENDS = [pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
 
 
 async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -24,16 +22,11 @@ async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
             await anyio.sleep(0.01)
 
 
-@pytest.fixture(params=BACKENDS)
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 async def nodes(
     local_tailnet: LocalTailnet, anyio_backend: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[tailnet.AsyncServer, tailnet.AsyncServer]]:
-    base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+    base = node_name_base(request)
     async with (
         local_tailnet.async_server(f"{base}-a", tags=["tag:async"]) as a,
         local_tailnet.async_server(f"{base}-b") as b,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -13,7 +13,7 @@ import pytest
 from anyio.abc import SocketAttribute
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSStream
-from conftest import aknows, eventually, go_counter, open_fds, settle_fds
+from conftest import eventually, go_counter, open_fds, settle_fds
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -21,22 +21,6 @@ from tailnet.testing import LocalTailnet
 pytestmark = pytest.mark.anyio
 
 AsyncPair = tuple[tailnet.AsyncServer, tailnet.AsyncServer]
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def nodes(
-    local_tailnet: LocalTailnet, anyio_backend: str, request: pytest.FixtureRequest
-) -> AsyncIterator[AsyncPair]:
-    base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
-    async with local_tailnet.async_server(f"{base}-a") as a, local_tailnet.async_server(f"{base}-b") as b:
-        await aknows(a, b)
-        await aknows(b, a)
-        yield a, b
 
 
 async def tls_client(net: LocalTailnet, stream: tailnet.TailnetStream, hostname: str) -> TLSStream:

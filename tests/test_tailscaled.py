@@ -20,7 +20,7 @@ from pathlib import Path
 
 import gotools
 import pytest
-from conftest import assert_echoes_intact, eventually, sha256
+from conftest import LoopbackEcho, assert_echoes_intact, eventually, sha256
 from tailscaled import Tailscaled, poll
 from test_quiet import ETH_P_ALL, in_test_netns, stray_packets
 
@@ -173,38 +173,6 @@ class NcExchange:
 
 def test_tailscale_nc_reaches_a_tailnet_listener(daemon: Tailscaled, py_node: tailnet.Server) -> None:
     NcExchange(daemon, py_node, 4242, 1 << 20).check(daemon.ips[0])
-
-
-class LoopbackEcho:
-    """A plain TCP echo on 127.0.0.1 of this host: what tailscaled forwards its tailnet port to."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.peers: list[tuple[str, int]] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, peer = self.sock.accept()
-            except OSError:  # closed
-                return
-            self.peers.append(peer)
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn: socket.socket) -> None:
-        with conn:
-            while data := conn.recv(1 << 16):
-                conn.sendall(data)
-            conn.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self.thread.join(10)
 
 
 @pytest.fixture

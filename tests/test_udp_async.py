@@ -10,33 +10,16 @@ import anyio
 import anyio.abc
 import pytest
 from anyio.abc import SocketAttribute
-from conftest import aknows, eventually, go_counter, open_fds, settle_fds
+from conftest import eventually, go_counter, open_fds, settle_fds
 from udp_helpers import SIZES_V4, SIZES_V6, payloads
 
 import tailnet
 from tailnet import MAX_DATAGRAM, MAX_DATAGRAM6
-from tailnet.testing import LocalTailnet
 
 pytestmark = pytest.mark.anyio
 
 Nodes = tuple[tailnet.AsyncServer, tailnet.AsyncServer]
 Address = tuple[str, int]
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def nodes(
-    local_tailnet: LocalTailnet, anyio_backend: str, request: pytest.FixtureRequest
-) -> AsyncIterator[Nodes]:
-    base = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
-    async with local_tailnet.async_server(f"{base}-a") as a, local_tailnet.async_server(f"{base}-b") as b:
-        await aknows(a, b)  # until then b's name does not resolve on a
-        await aknows(b, a)
-        yield a, b
 
 
 async def echo(sock: tailnet.AsyncDatagramSocket) -> None:
