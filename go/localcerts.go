@@ -60,18 +60,11 @@ func (c localnetConfig) applyServices(control *testcontrol.Server) {
 const noACMEMessage = "the local tailnet (tailnet.testing) has no ACME server, so it cannot issue " +
 	"certificates; LocalTailnet.install_certificate puts one in a node's cache"
 
-// withNoACME serves /acme/ (see above) and passes everything else to h.
-// The refusal is a 404 with an ACME problem document: ACME clients retry
-// 5xx answers until their deadline, but give up on a 4xx at once.
-func withNoACME(h http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/", h)
-	mux.HandleFunc("/acme/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(http.StatusNotFound)
-		json.NewEncoder(w).Encode(map[string]string{"type": "tailnet.testing:no-acme-server", "detail": noACMEMessage})
-	})
-	return mux
+// serveNoACME answers every ACME request with an error (see above).
+func serveNoACME(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(http.StatusNotFound)
+	json.NewEncoder(w).Encode(map[string]string{"type": "tailnet.testing:no-acme-server", "detail": noACMEMessage})
 }
 
 // localCA is the local tailnet's certificate authority, made on first use.

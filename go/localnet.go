@@ -150,7 +150,7 @@ func (n *localnet) serveLocked() error {
 		return fmt.Errorf("control listener: %w", err)
 	}
 	n.http = &httptest.Server{Listener: controlLn, Config: &http.Server{
-		Handler:  withNoACME(n.control),
+		Handler:  n.frontDoor(),
 		ErrorLog: logger.StdLogger(logger.Discard),
 	}}
 	n.http.Start()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -177,3 +180,59 @@ def test_debug_counters_read_and_unknown_names_are_refused(local_tailnet: LocalT
     for bad in ["", "nope", "goroutines\x00"]:
         with pytest.raises(tailnet.ConfigurationError, match="no debug counter"):
             debug_counter(bad)
+
+
+#: A local tailnet with interactive login in a process of its own: a crash
+#: there fails the test instead of killing the test run.
+_INTERACTIVE_TAILNET = """
+import sys
+from tailnet.testing import LocalTailnet
+with LocalTailnet(interactive=True) as net:
+    print(net.control_url, flush=True)
+    sys.stdin.readline()
+"""
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """GET url as a browser or curl would (no proxy); the status and body."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read().decode()
+
+
+def test_the_control_server_survives_unknown_requests_and_logs_in_from_a_browser() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTERACTIVE_TAILNET], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    try:
+        control_url = proc.stdout.readline().strip()
+        for path in ("/", "/favicon.ico", "/machine/map", "/machine/tka/init/begin", "/auth/0123abcd"):
+            status, body = http_get(control_url + path)
+            assert status == 404, (path, status, body)
+        assert "no login is waiting" in http_get(control_url + "/auth/0123abcd")[1]
+        assert proc.poll() is None  # still serving
+
+        def log_in(event: tailnet.WatchEvent) -> None:
+            if isinstance(event, tailnet.LoginRequired):
+                status, body = http_get(event.url)  # what a browser does with the URL
+                assert status == 200, body
+                assert "Logged in" in body
+
+        node = tailnet.Server("browser-login", control_url=control_url, ephemeral=True, authkey="")
+        with contextlib.closing(node):
+            node.up(timeout=60, on_event=log_in)
+            assert node.state is tailnet.BackendState.RUNNING
+        assert proc.poll() is None
+        proc.stdin.close()
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        proc.wait(30)
+        proc.stdin.close()
+        proc.stdout.close()
