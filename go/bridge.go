@@ -2,147 +2,259 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
 // bridgeBufSize is the copy buffer of each direction of a bridge.
 const bridgeBufSize = 256 << 10
 
-// bridge joins a tailnet connection to one end of a socketpair; the other
-// end is handed to the caller. Two goroutines copy bytes, one a direction,
-// passing half-closes through, and the bridge ends when both are done or
-// when close is called.
+// A bridge joins a tailnet TCP connection ("remote") to one end of a
+// socketpair ("local", ours); the caller holds the other end. Two
+// goroutines copy bytes, one each way, and it keeps two promises
+// (docs/reliability.md):
+//
+//   - Close delivers. What the caller wrote before it closed (or
+//     half-closed) its socket is sent, then a FIN. The bridge stays with its
+//     server until the peer has acknowledged all of it, so that the
+//     server's close can wait for it (server.shutdown).
+//   - An abort is an error. When the tailnet side ends in anything but the
+//     peer's FIN (a reset, the keepalive or user timeout, the node closed,
+//     the linger time over), the caller's reads fail with ECONNRESET rather
+//     than reaching end-of-file. local keeps one byte the caller never sent
+//     unread for this (pairend_linux.go): closing an AF_UNIX socket with
+//     unread data makes its peer's reads fail with ECONNRESET, while a clean
+//     end reads that byte first and the caller sees EOF.
+//
+// Why an abort happened is kept by the server (fates.go) for
+// tailnet_conn_error, so the caller can tell a timeout from a reset.
 type bridge struct {
-	remote net.Conn // the tailnet side
-	local  *pairEnd // our end of the socketpair
-	done   chan struct{}
+	id     int64
+	remote net.Conn
+	ep     tcpip.Endpoint // remote's netstack endpoint; nil if it has none
+	local  *pairEnd
+	peer   string   // for log lines: RemoteAddr is gone after a reset
+	fates  *fateLog // the server's, told before the caller can see an abort
 	logf   func(format string, args ...any)
-	peer   string // for log lines; RemoteAddr is gone after a reset
+
+	draining atomic.Bool // the server is closing: send what the caller wrote so far, then a FIN
+	sent     atomic.Bool // the caller's data and the FIN are with the netstack
+	gotFIN   atomic.Bool // the peer's FIN reached the caller as EOF
+
+	endOnce sync.Once
+	ended   chan struct{} // closed by end
+	fate    error         // why it ended: nil for a clean end; read after ended is closed
+	cut     int64         // bytes thrown away by an abort
 }
 
 // newBridge makes a bridge for remote (the peer's address given as text:
 // RemoteAddr is nil once a connection is reset) and returns the caller's
 // descriptor. It takes ownership of remote. Nothing runs until start.
-func newBridge(remote net.Conn, peer string, logf func(string, ...any)) (*bridge, int, error) {
-	if err := boundDeadPeer(remote); err != nil { // see deadpeer.go
+func newBridge(id int64, remote net.Conn, peer string, fates *fateLog, logf func(string, ...any)) (*bridge, int, error) {
+	ep := tcpEndpoint(remote)
+	if err := boundDeadPeer(ep); err != nil { // see deadpeer.go
 		logf("connection with %s: no keepalive: %v", peer, err)
 	}
-	mine, theirs, err := socketpair(unix.SOCK_STREAM)
+	local, theirs, err := newPairEnd()
 	if err != nil {
 		remote.Close()
 		return nil, -1, err
 	}
-	local, err := newPairEnd(mine)
-	if err != nil {
-		remote.Close()
-		closeFD(theirs)
-		return nil, -1, err
-	}
-	return &bridge{remote: remote, local: local, done: make(chan struct{}), logf: logf, peer: peer}, theirs, nil
+	b := &bridge{id: id, remote: remote, ep: ep, local: local, peer: peer, fates: fates, logf: logf, ended: make(chan struct{})}
+	return b, theirs, nil
 }
 
-// start runs the copiers; onDone runs once both have stopped, in the
-// goroutine of the one that stops last (no third goroutine waits for them:
-// with a thousand connections its stacks alone were megabytes).
+// start runs the copiers; onDone runs once the bridge has ended (settle),
+// in the goroutine of the copier that stops last (no third goroutine
+// waits for them: with a thousand connections its stacks alone were
+// megabytes).
 func (b *bridge) start(onDone func(*bridge)) {
 	var running atomic.Int32
 	running.Store(2)
 	finish := func() {
 		if running.Add(-1) == 0 {
-			b.close()
-			close(b.done)
+			b.settle()
 			onDone(b)
 		}
 	}
-	go func() { defer finish(); b.pump(b.local, b.remote) }()
-	go func() { defer finish(); b.pump(b.remote, b.local) }()
+	go func() { defer finish(); b.outbound() }()
+	go func() { defer finish(); b.inbound() }()
 }
 
-// copyBuffers recycles the copy buffers of finished pumps. A fresh buffer
-// per direction per connection had to be zeroed and then collected: for
-// short connections, most of the Go CPU time of setting one up.
+// copyBuffers recycles the copy buffers of finished copiers. A fresh
+// buffer per direction per connection had to be zeroed and then collected:
+// for short connections, most of the Go CPU time of setting one up.
 var copyBuffers = sync.Pool{New: func() any {
 	buf := make([]byte, bridgeBufSize)
 	return &buf
 }}
 
-// pump copies src to dst until EOF, then half-closes dst. Any error other
-// than EOF tears the whole bridge down so the other direction stops too.
-func (b *bridge) pump(dst, src halfCloser) {
-	defer recoverGoroutine("bridge", b.logf, b.close)
+// outbound sends what the caller writes to the peer, then a FIN: after the
+// caller's EOF, or once a draining server has sent everything the caller
+// had written.
+func (b *bridge) outbound() {
+	defer recoverGoroutine("bridge", b.logf, func() { b.end(errInternalAbort) })
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
-	n, err := io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, *buf)
+	err := b.local.copyTo(b.remote, *buf, b.draining.Load)
 	if err == nil {
-		err = closeWrite(dst)
-		if err == nil {
+		err = remoteSideError(closeWrite(b.remote))
+	}
+	if err != nil {
+		b.end(err)
+		return
+	}
+	b.sent.Store(true)
+}
+
+// inbound hands what the peer sends to the caller; the peer's FIN, and
+// nothing else, becomes the caller's EOF.
+func (b *bridge) inbound() {
+	defer recoverGoroutine("bridge", b.logf, func() { b.end(errInternalAbort) })
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	for {
+		n, err := b.remote.Read(*buf)
+		if n > 0 {
+			if _, werr := b.local.Write((*buf)[:n]); werr != nil {
+				b.end(callerSideError(werr))
+				return
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.end(remoteSideError(err))
 			return
 		}
 	}
-	b.logf("connection with %s: copy ended after %d bytes: %v", b.peer, n, err)
-	b.close()
+	if b.isEnded() { // our own abort ended the read, not the peer's FIN
+		return
+	}
+	if err := b.local.CloseWrite(); err != nil {
+		b.end(callerSideError(err))
+		return
+	}
+	b.gotFIN.Store(true)
 }
 
-// close aborts both sides; the copiers then return.
-func (b *bridge) close() {
-	b.remote.Close()
+// drain asks the bridge to finish as the server closes: the caller's data
+// queued so far goes out, then a FIN. It wakes the outbound copier if it
+// waits for the caller.
+func (b *bridge) drain() {
+	b.draining.Store(true)
+	b.local.SetReadDeadline(time.Now())
+}
+
+// delivered reports whether the peer has acknowledged everything we sent,
+// FIN included (or the connection is over and nothing more can be).
+func (b *bridge) delivered() bool {
+	if !b.sent.Load() {
+		return false
+	}
+	if b.ep == nil {
+		return true
+	}
+	switch tcp.EndpointState(b.ep.State()) {
+	case tcp.StateFinWait2, tcp.StateTimeWait, tcp.StateClose, tcp.StateError:
+		return true
+	}
+	return false
+}
+
+// end ends the bridge, once: cleanly (fate nil: everything was delivered
+// both ways), as its server closes after our side was all delivered
+// (errDelivered), or by aborting (any other fate: what was not delivered
+// is cut). Unless the end is clean the peer gets a RST, so that it learns
+// at once that nothing more will come or be read. After errDelivered that
+// is harmless: the peer has acknowledged our FIN, and a RST in CLOSE_WAIT
+// leaves its reader at EOF (in gVisor as in Linux). The copiers are woken;
+// settle then closes the caller's end. Only the first call counts.
+func (b *bridge) end(fate error) {
+	b.endOnce.Do(func() {
+		b.fate = fate
+		if fate != nil {
+			b.fates.record(b.id, fate)
+		}
+		switch fate {
+		case nil:
+			b.remote.Close() // all acknowledged: nothing more is sent
+		case errDelivered:
+			resetConn(b.remote, b.ep)
+		default:
+			b.cut = b.local.pending() + sendQueued(b.ep)
+			resetConn(b.remote, b.ep)
+		}
+		close(b.ended)
+		now := time.Now()
+		b.local.SetDeadline(now)
+		b.remote.SetDeadline(now)
+	})
+}
+
+func (b *bridge) isEnded() bool {
+	select {
+	case <-b.ended:
+		return true
+	default:
+		return false
+	}
+}
+
+// settle runs when both copiers have stopped. A bridge whose copiers both
+// finished cleanly waits until the peer has acknowledged everything (or
+// the server aborts it) and the caller then reads EOF. After an abort the
+// caller's end is closed with the held byte unread, so the caller reads
+// ECONNRESET, unless the peer's FIN had reached it and our side was all
+// delivered.
+func (b *bridge) settle() {
+	for wait := time.Millisecond; !b.isEnded() && !b.delivered(); wait = min(2*wait, 100*time.Millisecond) {
+		select {
+		case <-b.ended:
+		case <-time.After(wait):
+		}
+	}
+	b.end(nil) // a clean end, unless something ended it first
+	if b.fate == nil || b.fate == errDelivered && b.gotFIN.Load() {
+		b.local.release()
+	}
 	b.local.Close()
-}
-
-// halfCloser is either side of a bridge: a netstack connection or our
-// socketpair end.
-type halfCloser interface {
-	io.Reader
-	io.Writer
-}
-
-func closeWrite(c halfCloser) error {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
+	if b.fate != nil && b.fate != errDelivered && b.fate != errCallerGone {
+		b.logf("connection with %s aborted: %v", b.peer, b.fate)
 	}
-	return errors.New("no half-close")
 }
 
-// pairEnd is our end of a connection's socketpair, driven by Go's poller.
-// It is an *os.File rather than a net.Conn: net.FileConn duplicates the
-// descriptor and asks the kernel for its type and both addresses, five
-// system calls per connection for nothing the bridge uses.
-type pairEnd struct{ *os.File }
+type closeWriter interface{ CloseWrite() error }
 
-// newPairEnd takes ownership of fd (closing it on error).
-func newPairEnd(fd int) (*pairEnd, error) {
-	if err := unix.SetNonblock(fd, true); err != nil { // so os.NewFile uses the poller
-		closeFD(fd)
-		return nil, fmt.Errorf("socketpair: %w", err)
+// closeWrite sends a FIN after the data written so far (over TLS, after a
+// close_notify alert, which is all tls.Conn.CloseWrite sends).
+func closeWrite(c net.Conn) error {
+	cw, ok := c.(closeWriter)
+	if !ok {
+		return errors.New("no half-close")
 	}
-	return &pairEnd{os.NewFile(uintptr(fd), "tailnet-conn")}, nil
-}
-
-// CloseWrite half-closes: the caller reads EOF and can still write.
-func (p *pairEnd) CloseWrite() error {
-	raw, err := p.SyscallConn()
-	if err != nil {
+	if err := cw.CloseWrite(); err != nil {
 		return err
 	}
-	var shutErr error
-	if err := raw.Control(func(fd uintptr) { shutErr = unix.Shutdown(int(fd), unix.SHUT_WR) }); err != nil {
-		return err
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		if inner, ok := tc.NetConn().(closeWriter); ok {
+			return inner.CloseWrite()
+		}
 	}
-	return shutErr
+	return nil
 }
 
-// onlyReader and onlyWriter hide ReadFrom/WriteTo so io.CopyBuffer uses our
-// buffer (and its size) instead of a splice path that may pick its own.
+// onlyReader hides WriteTo so io.CopyBuffer uses our buffer (and its size)
+// instead of a splice path that may pick its own.
 type onlyReader struct{ io.Reader }
-type onlyWriter struct{ io.Writer }
 
 // connText is the "REMOTE LOCAL" text for c, or an error if c was reset
 // already (gVisor connections lose their addresses then).

@@ -2,13 +2,9 @@ package main
 
 import (
 	"errors"
-	"net"
-	"reflect"
 	"time"
-	"unsafe"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"tailscale.com/envknob"
 )
 
@@ -20,7 +16,7 @@ import (
 // about fifteen minutes. So every connection we bridge gets keepalive
 // probes and a TCP user timeout: a dead peer is noticed within
 // idle + keepaliveProbes*interval (two minutes by default), and the caller's
-// socket then reaches EOF (or EPIPE when writing).
+// socket then fails with ECONNRESET (tailnet_conn_error says it timed out).
 //
 // The times come from Tailscale's own knobs for this,
 // TS_NETSTACK_KEEPALIVE_IDLE and TS_NETSTACK_KEEPALIVE_INTERVAL (Go
@@ -46,9 +42,8 @@ func knobDuration(name string, def time.Duration) time.Duration {
 }
 
 // boundDeadPeer sets keepalive and the user timeout on a netstack TCP
-// connection (see above).
-func boundDeadPeer(c net.Conn) error {
-	ep := tcpEndpoint(c)
+// endpoint (see above).
+func boundDeadPeer(ep tcpip.Endpoint) error {
 	if ep == nil {
 		return errors.New("not a netstack TCP connection")
 	}
@@ -65,21 +60,4 @@ func boundDeadPeer(c net.Conn) error {
 	}
 	ep.SocketOptions().SetKeepAlive(true)
 	return nil
-}
-
-// tcpEndpoint returns the gVisor endpoint behind a netstack connection, or
-// nil. gonet.TCPConn keeps it in an unexported field and offers no socket
-// options, so it is read by reflection; gVisor is pinned by go.sum, and
-// TestDeadPeerOptions fails if the field ever moves.
-func tcpEndpoint(c net.Conn) tcpip.Endpoint {
-	tc, ok := c.(*gonet.TCPConn)
-	if !ok || tc == nil {
-		return nil
-	}
-	f := reflect.ValueOf(tc).Elem().FieldByName("ep")
-	if !f.IsValid() || f.Type() != reflect.TypeFor[tcpip.Endpoint]() {
-		return nil
-	}
-	ep, _ := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(tcpip.Endpoint)
-	return ep
 }

@@ -64,7 +64,7 @@ func TestDeadPeerOptions(t *testing.T) {
 		t.Fatal("no connection accepted")
 	}
 	for name, c := range map[string]net.Conn{"dialed": dialed, "accepted": served} {
-		if err := boundDeadPeer(c); err != nil {
+		if err := boundDeadPeer(tcpEndpoint(c)); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		ep := tcpEndpoint(c)

@@ -24,6 +24,7 @@ const (
 	codeInProgress  = -9
 	codeAddrInUse   = -10
 	codeNotFound    = -11
+	codeReset       = -12 // a connection was reset or aborted (tailnet_conn_error)
 	codeNoCert      = -20 // services.go: no TLS certificate for this node
 	codeNoFunnel    = -21 // services.go: the tailnet does not allow Funnel here
 	codeInternal    = -99

@@ -8,7 +8,9 @@ import "C"
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"time"
 
 	"tailscale.com/envknob"
 )
@@ -200,12 +202,31 @@ func tailnet_ips(h C.int64_t, buf *C.char, buflen C.size_t, errbuf *C.char, errl
 	return fail(nil, errbuf, errlen)
 }
 
+//export tailnet_shutdown
+func tailnet_shutdown(h C.int64_t, lingerMS C.int64_t, opOut *C.int64_t, waitFD *C.int, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	s, err := serverForOp(h, opOut, waitFD)
+	if err == nil && lingerMS < 0 {
+		err = errorf(codeInvalid, "linger must be >= 0 ms, not %d", lingerMS)
+	}
+	if err != nil {
+		return fail(err, errbuf, errlen)
+	}
+	linger := time.Duration(lingerMS) * time.Millisecond
+	// Not one of s's operations: close waits for those.
+	o, err := startOp(context.Background(), func(ctx context.Context) opResult {
+		cut := s.close(ctx, linger)
+		return opResult{fd: -1, text: fmt.Sprintf("%d %d", cut.conns, cut.bytes)}
+	}, func() {})
+	return putOp(o, err, opOut, waitFD, errbuf, errlen)
+}
+
 //export tailnet_close
 func tailnet_close(h C.int64_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
 	defer guard(&rc, errbuf, errlen)
 	s, err := lookup[*server](int64(h))
 	if err == nil {
-		s.close()
+		s.close(context.Background(), 0)
 	}
 	return fail(err, errbuf, errlen)
 }
@@ -216,9 +237,19 @@ func tailnet_free(h C.int64_t) (rc C.int) {
 	s, err := lookup[*server](int64(h))
 	if err == nil {
 		dropHandle(int64(h))
-		s.close()
+		s.close(context.Background(), 0)
 	}
 	return fail(err, nil, 0)
+}
+
+//export tailnet_conn_error
+func tailnet_conn_error(h C.int64_t, conn C.int64_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	s, err := lookup[*server](int64(h))
+	if err == nil {
+		err = s.connError(int64(conn))
+	}
+	return fail(err, errbuf, errlen)
 }
 
 //export tailnet_setenv

@@ -9,7 +9,7 @@ import (
 
 // listener accepts tailnet connections and passes each to the caller over a
 // SOCK_SEQPACKET socketpair: one message per connection, its payload the
-// text "remote local" and its ancillary data the connection's descriptor
+// text "REMOTE LOCAL ID" and its ancillary data the connection's descriptor
 // (SCM_RIGHTS), so the address can never be matched to the wrong socket.
 type listener struct {
 	ln   net.Listener
@@ -121,7 +121,7 @@ func (s *server) acceptLoop(ln *listener) {
 }
 
 // deliver bridges each connection and sends it to the caller: one message
-// "REMOTE LOCAL" carrying the descriptor. Once sending fails (the caller
+// "REMOTE LOCAL ID" carrying the descriptor. Once sending fails (the caller
 // closed its end) the rest are closed.
 func (s *server) deliver(ln *listener, backlog <-chan net.Conn) {
 	defer recoverGoroutine("listener", s.log.debugf, ln.close)
@@ -136,7 +136,7 @@ func (s *server) deliver(ln *listener, backlog <-chan net.Conn) {
 			c.Close()
 			continue
 		}
-		fd, err := s.bridge(c, text)
+		fd, text, err := s.bridge(c, text)
 		if err == nil {
 			_, _, err = ln.ch.WriteMsgUnix([]byte(text), unix.UnixRights(fd), nil)
 			closeFD(fd) // the message holds its own reference

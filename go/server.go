@@ -35,6 +35,10 @@ type server struct {
 	running   bool // Start succeeded
 	listeners map[*listener]struct{}
 	bridges   map[*bridge]struct{}
+	conns     atomic.Int64 // numbers the bridged connections (tailnet_conn_error)
+	fates     fateLog      // why recent connections were aborted
+
+	closing closeState
 
 	node nodeState    // backend state and login URL (watch.go)
 	svc  serviceState // TLS, Funnel, loopback (services.go)
@@ -49,6 +53,7 @@ func newServer() *server {
 		cancel:    cancel,
 		listeners: make(map[*listener]struct{}),
 		bridges:   make(map[*bridge]struct{}),
+		closing:   closeState{done: make(chan struct{}), hurry: make(chan struct{})},
 	}
 	s.ts.Logf = s.log.debugf
 	s.ts.UserLogf = s.log.infof
@@ -185,12 +190,14 @@ func (s *server) dial(ctx context.Context, network, addr string) opResult {
 		c.Close()
 		return opResult{fd: -1, err: err}
 	}
-	var fd int
 	if isPacketNetwork(network) {
-		fd, err = s.bridgeDatagrams(c)
-	} else {
-		fd, err = s.bridge(c, text)
+		fd, err := s.bridgeDatagrams(c)
+		if err != nil {
+			return opResult{fd: -1, err: err}
+		}
+		return opResult{fd: fd, text: text}
 	}
+	fd, text, err := s.bridge(c, text)
 	if err != nil {
 		return opResult{fd: -1, err: err}
 	}
@@ -198,59 +205,145 @@ func (s *server) dial(ctx context.Context, network, addr string) opResult {
 }
 
 // bridge hands c (described by its connText) to a new bridge owned by s and
-// returns the caller's fd. It takes ownership of c.
-func (s *server) bridge(c net.Conn, text string) (int, error) {
+// returns the caller's fd and the text "REMOTE LOCAL ID" that goes with it.
+// It takes ownership of c.
+func (s *server) bridge(c net.Conn, text string) (int, string, error) {
 	if err := s.enter(); err != nil {
 		c.Close()
-		return -1, err
+		return -1, "", err
 	}
 	peer, _, _ := strings.Cut(text, " ")
-	b, fd, err := newBridge(c, peer, s.log.debugf)
+	b, fd, err := newBridge(s.conns.Add(1), c, peer, &s.fates, s.log.debugf)
 	if err != nil {
 		s.wg.Done()
-		return -1, err
+		return -1, "", err
 	}
 	s.mu.Lock()
 	s.bridges[b] = struct{}{}
 	closed := s.closed
 	s.mu.Unlock()
-	b.start(func(b *bridge) {
-		s.mu.Lock()
-		delete(s.bridges, b)
-		s.mu.Unlock()
-		s.wg.Done()
-	})
+	b.start(s.bridgeEnded)
 	if closed { // close ran between enter and registration
-		b.close()
+		b.end(errLingerOver)
 	}
-	return fd, nil
+	return fd, text + " " + strconv.FormatInt(b.id, 10), nil
 }
 
-// close shuts everything down and waits for every goroutine we own.
-// It is safe to call more than once and concurrently with anything.
-func (s *server) close() {
+// bridgeEnded unregisters a bridge that has ended.
+func (s *server) bridgeEnded(b *bridge) {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		s.wg.Wait()
-		return
+	delete(s.bridges, b)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// connError returns why connection id was aborted, or nil.
+func (s *server) connError(id int64) error {
+	return s.fates.lookup(id)
+}
+
+// closeState coordinates closers: the first one closes, the others wait
+// for it, and any of them can cut the linger short.
+type closeState struct {
+	once      sync.Once
+	done      chan struct{} // closed when the first close has finished
+	hurry     chan struct{} // closed to end the linger at once
+	hurryOnce sync.Once
+	cut       cutStats
+}
+
+// cutStats counts what a close aborted after the linger time.
+type cutStats struct{ conns, bytes int64 }
+
+// close closes the server: every caller waits until it is closed, and the
+// first one's result is what the server's connections lost. ctx ending,
+// or a concurrent close with no linger, cuts the linger short. It is safe
+// to call more than once and concurrently with anything.
+func (s *server) close(ctx context.Context, linger time.Duration) cutStats {
+	if linger <= 0 {
+		s.hurryClose()
 	}
+	s.closing.once.Do(func() {
+		stop := context.AfterFunc(ctx, s.hurryClose)
+		defer stop()
+		s.closing.cut = s.shutdown(linger)
+		close(s.closing.done)
+	})
+	<-s.closing.done
+	return s.closing.cut
+}
+
+func (s *server) hurryClose() { s.closing.hurryOnce.Do(func() { close(s.closing.hurry) }) }
+
+// shutdown stops accepting, lets every connection finish delivering what
+// the caller wrote (see bridge) for up to linger, aborts the rest, then
+// closes the node and waits for every goroutine we own.
+func (s *server) shutdown(linger time.Duration) cutStats {
+	s.mu.Lock()
 	s.closed = true
 	s.cancel()
 	for ln := range s.listeners {
 		ln.close()
 	}
 	for b := range s.bridges {
-		b.close()
+		b.drain()
 	}
 	started := s.started
 	s.mu.Unlock()
 
+	cut := s.awaitBridges(linger)
 	s.wg.Wait()
 	if started {
 		s.closeTSNet()
 	}
 	s.log.close()
+	return cut
+}
+
+// awaitBridges waits until every bridge has delivered what its caller
+// wrote, ending each as it does, for at most linger; then it aborts the
+// rest and counts what they lost. It polls: nothing in the netstack
+// announces that a FIN was acknowledged.
+func (s *server) awaitBridges(linger time.Duration) cutStats {
+	deadline := time.NewTimer(linger)
+	defer deadline.Stop()
+	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {
+		pending := s.liveBridges()
+		if len(pending) == 0 {
+			return cutStats{}
+		}
+		for _, b := range pending {
+			if b.delivered() {
+				b.end(errDelivered)
+			}
+		}
+		select {
+		case <-deadline.C:
+		case <-s.closing.hurry:
+		case <-time.After(wait):
+			continue
+		}
+		break
+	}
+	var cut cutStats
+	for _, b := range s.liveBridges() {
+		b.end(errLingerOver)
+		if b.fate == errLingerOver {
+			cut.conns++
+			cut.bytes += b.cut
+		}
+	}
+	return cut
+}
+
+func (s *server) liveBridges() []*bridge {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*bridge, 0, len(s.bridges))
+	for b := range s.bridges {
+		out = append(out, b)
+	}
+	return out
 }
 
 // tsnetCloseBound is how long close waits for tsnet.Server.Close.

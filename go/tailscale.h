@@ -11,11 +11,20 @@
  *     TAILNET_ERR_BAD_HANDLE and does nothing else.
  *   - Connections are file descriptors: one end of an AF_UNIX SOCK_STREAM
  *     socketpair whose other end the library bridges to the tailnet
- *     connection. Half-close (shutdown(SHUT_WR)) is passed through.
+ *     connection. Half-close (shutdown(SHUT_WR)) is passed through, and
+ *     closing the descriptor works as closing a TCP socket: what was
+ *     written before is delivered, then a FIN (closing it with data
+ *     unread sends a RST instead). Only the peer's FIN reads as
+ *     end-of-file: on Linux a connection aborted on the tailnet side (a
+ *     reset, the keepalive or user timeout, the server closed) fails reads
+ *     with ECONNRESET after the data that came before, and writes with
+ *     EPIPE; tailnet_conn_error says why. Each TCP connection comes with
+ *     its number on its server, ID below, for tailnet_conn_error.
  *   - A listener is an AF_UNIX SOCK_SEQPACKET descriptor. Each accepted
- *     connection arrives as one message: the text "REMOTE LOCAL" (two
- *     ip:port addresses, IPv6 in brackets) with the connection descriptor
- *     attached as SCM_RIGHTS. Closing the descriptor closes the listener.
+ *     connection arrives as one message: the text "REMOTE LOCAL ID" (two
+ *     ip:port addresses, IPv6 in brackets, and the connection's number)
+ *     with the connection descriptor attached as SCM_RIGHTS. Closing the
+ *     descriptor closes the listener.
  *   - A UDP socket is an AF_UNIX SOCK_SEQPACKET descriptor too: one
  *     message is one datagram, in both directions, so boundaries are kept.
  *     A connected one (tailnet_dial "udp") carries bare payloads; a packet
@@ -62,6 +71,7 @@ extern "C" {
 #define TAILNET_ERR_IN_PROGRESS -9  /* tailnet_op_result: not finished yet */
 #define TAILNET_ERR_ADDR_IN_USE -10 /* listen: the port is taken */
 #define TAILNET_ERR_NOT_FOUND   -11 /* whois, ping: no node has that address or name */
+#define TAILNET_ERR_RESET       -12 /* tailnet_conn_error: the connection was reset or aborted */
 #define TAILNET_ERR_NO_CERT     -20 /* no TLS certificate for this node */
 #define TAILNET_ERR_NO_FUNNEL   -21 /* the tailnet does not allow Funnel here */
 #define TAILNET_ERR_INTERNAL    -99 /* a bug: please report it */
@@ -125,25 +135,52 @@ int tailnet_ips(int64_t server, char *buf, size_t buflen,
                 char *errbuf, size_t errlen);
 
 /*
- * Closes the server: cancels its operations (they fail with
- * TAILNET_ERR_CLOSED), closes its listeners and connections, stops the
- * node and waits for every goroutine it owns (tsnet's own shutdown is
- * waited for at most 5 s). Idempotent; the handle stays
- * valid (every other call then fails with TAILNET_ERR_CLOSED) until
- * tailnet_free.
+ * Closes the server gracefully, as an operation (see tailnet_op_result):
+ * cancels its operations (they fail with TAILNET_ERR_CLOSED) and closes
+ * its listeners; then every connection finishes delivering, for up to
+ * linger_ms: those the caller has closed send what was written and a FIN,
+ * and those it still holds send what was written so far and a FIN too (as
+ * a kernel does for a process that exits), and each ends once the peer
+ * has acknowledged everything. A connection still open then reads
+ * ECONNRESET, unless the peer had closed its side. Whatever is left when
+ * linger_ms runs out (or the operation is cancelled) is aborted: its peer
+ * gets a RST. Then the node stops, and the operation waits for every
+ * goroutine the server owns (tsnet's own shutdown at most 5 s). The result
+ * text is "CONNS BYTES": how many connections the linger time cut, and how
+ * many bytes written to them were never acknowledged. Later calls of
+ * tailnet_shutdown, tailnet_close or tailnet_free wait for the first.
+ * The handle stays valid (every other call fails with TAILNET_ERR_CLOSED)
+ * until tailnet_free.
+ */
+int tailnet_shutdown(int64_t server, int64_t linger_ms, int64_t *op,
+                     int *wait_fd, char *errbuf, size_t errlen);
+
+/*
+ * Closes the server at once, blocking: tailnet_shutdown with linger_ms 0
+ * (also cutting short a tailnet_shutdown in progress). Idempotent.
  */
 int tailnet_close(int64_t server, char *errbuf, size_t errlen);
 
-/* Closes the server if needed and releases its handle. */
+/* Closes the server if needed (as tailnet_close) and releases its handle. */
 int tailnet_free(int64_t server);
 
 /* ---- Connections ------------------------------------------------------ */
 
 /*
+ * Why a TCP connection of this server (conn: its ID) was aborted:
+ * TAILNET_OK if it was not (or not among the server's 4096 most recently
+ * aborted), else TAILNET_ERR_RESET (reset by the peer, aborted by the
+ * server's close, the caller closed it with data unread) or
+ * TAILNET_ERR_TIMEOUT (the peer stopped answering: keepalive or user
+ * timeout), with the reason in errbuf.
+ */
+int tailnet_conn_error(int64_t server, int64_t conn, char *errbuf, size_t errlen);
+
+/*
  * Dials addr ("host:port"; host a tailnet IP or MagicDNS name) as an
  * operation. network: "tcp", "tcp4", "tcp6", or "udp", "udp4", "udp6".
  * timeout_ms < 0: none. On success tailnet_op_result gives the connection
- * descriptor and the text "REMOTE LOCAL".
+ * descriptor and the text "REMOTE LOCAL ID" ("REMOTE LOCAL" for UDP).
  *
  * For UDP the descriptor is a connected datagram socket (SOCK_SEQPACKET):
  * each message written is one datagram to the peer, each message read is

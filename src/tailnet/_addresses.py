@@ -21,7 +21,7 @@ def parse_hostport(text: str) -> Address:
 
 def parse_address_pair(text: str) -> tuple[Address, Address]:
     """The library's "REMOTE LOCAL" text -> (remote, local)."""
-    remote, _, local = text.partition(" ")
+    remote, local = text.split(" ")
     return parse_hostport(remote), parse_hostport(local)
 
 

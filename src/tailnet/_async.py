@@ -63,7 +63,7 @@ def _stream(conn: Connection) -> TailnetStream:
     """Hand a connection to a stream (it then owns the descriptor)."""
     # A plain socket.socket: trio's wait_readable accepts no subclass.
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=conn.fd)
-    return TailnetStream(sock, conn.remote, conn.local)
+    return TailnetStream(sock, conn.remote, conn.local, conn.fate)
 
 
 class AsyncListener(anyio.abc.Listener[TailnetStream]):
@@ -171,7 +171,7 @@ class AsyncServer(ServerBase, AsyncNodeInfoMethods, AsyncIntegrations):
         never leaked.
         """
         fd, text = await _finish(self._node.begin_dial(network, address, timeout))
-        conn = Connection.parse(fd, text)
+        conn = Connection.parse(fd, text, self._node)
         if is_datagram_network(network):
             return AsyncConnectedDatagramSocket(conn.fd, conn.remote, conn.local)
         return _stream(conn)
@@ -192,7 +192,7 @@ class AsyncServer(ServerBase, AsyncNodeInfoMethods, AsyncIntegrations):
         Cancellable like :meth:`up` (a listener made anyway is closed).
         """
         fd, text = await _finish(begin_listen_tls(self._node, network, address, timeout))
-        return AsyncListener(listener_from_result(fd, text))
+        return AsyncListener(listener_from_result(self._node, fd, text))
 
     async def listen_funnel(
         self,
@@ -204,7 +204,7 @@ class AsyncServer(ServerBase, AsyncNodeInfoMethods, AsyncIntegrations):
     ) -> AsyncListener:
         """Listen through Tailscale Funnel; see :meth:`tailnet.Server.listen_funnel`. Cancellable."""
         fd, text = await _finish(begin_listen_funnel(self._node, network, address, funnel_only, timeout))
-        return AsyncListener(listener_from_result(fd, text))
+        return AsyncListener(listener_from_result(self._node, fd, text))
 
     async def loopback(self) -> Loopback:
         """Start the node's SOCKS5 proxy and LocalAPI server (once); see :meth:`tailnet.Server.loopback`."""
@@ -215,8 +215,22 @@ class AsyncServer(ServerBase, AsyncNodeInfoMethods, AsyncIntegrations):
         return AsyncLocalAPIClient(self._node, await self.loopback())
 
     async def aclose(self) -> None:
-        """Leave the tailnet: close listeners, connections and the node. Idempotent."""
-        await _shielded_in_thread(self._node.close)
+        """Leave the tailnet: close listeners, connections and the node. Idempotent.
+
+        Connections first finish delivering what was written to them, for
+        up to the server's ``linger`` time (see :class:`Server`). Shielded
+        from cancellation: it always completes.
+        """
+        op = self._node.begin_close()
+        if op is None:
+            return
+        completed = False
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.wait_readable(op.wait_fd)
+            completed = True
+        finally:
+            self._node.finish_close(op, completed=completed)
 
     async def __aenter__(self) -> AsyncServer:
         return await self.up()

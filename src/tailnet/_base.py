@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 
 from ._addresses import IPAddress
-from ._config import ServerConfig
+from ._config import DEFAULT_LINGER, ServerConfig
 from ._core import Node
 from ._node_core import node_state
 from ._node_info import BackendState
@@ -32,6 +32,14 @@ class ServerBase:
             per-hostname directory in the user's data dir (mode 0700).
         ephemeral: Remove the node from the tailnet when it goes offline.
         tags: ACL tags to advertise, e.g. ``["tag:server"]``.
+        linger: How long, in seconds, closing the server lets its
+            connections finish delivering what was written to them (until
+            the peer has acknowledged it), as a kernel does after
+            ``close()``: those the program closed, and those it still holds
+            open, which are closed as a process exit closes its sockets.
+            Connections still delivering then are aborted, with one
+            WARNING on the ``tailnet`` logger. Servers still open at
+            interpreter exit are closed the same way.
     """
 
     def __init__(
@@ -43,6 +51,7 @@ class ServerBase:
         state_dir: str | os.PathLike[str] | None = None,
         ephemeral: bool = False,
         tags: Iterable[str] = (),
+        linger: float = DEFAULT_LINGER,
     ) -> None:
         config = ServerConfig.from_arguments(
             hostname=hostname,
@@ -51,6 +60,7 @@ class ServerBase:
             state_dir=state_dir,
             ephemeral=ephemeral,
             tags=tags,
+            linger=linger,
         )
         self._node = Node(config)
 

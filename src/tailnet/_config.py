@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from ._exceptions import ConfigurationError, InsecureStateDirWarning
 
-__all__ = ["ServerConfig", "claim_state_dir", "release_state_dir"]
+__all__ = ["DEFAULT_LINGER", "ServerConfig", "claim_state_dir", "release_state_dir"]
 
 _NON_LABEL = re.compile(r"[^a-z0-9-]+")
 
@@ -41,6 +42,18 @@ def _env(*names: str) -> str | None:
     return None
 
 
+#: How long closing a server lets its connections finish delivering, in seconds.
+DEFAULT_LINGER = 10.0
+
+
+def _check_linger(linger: object) -> float:
+    if isinstance(linger, bool) or not isinstance(linger, int | float):
+        raise TypeError(f"linger must be a number of seconds, not {type(linger).__name__}")
+    if not 0 <= linger < math.inf:
+        raise ConfigurationError(f"linger must be a finite number of seconds >= 0, not {linger}")
+    return float(linger)
+
+
 def _check_str(name: str, value: object) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
@@ -60,6 +73,7 @@ class ServerConfig:
     control_url: str | None
     ephemeral: bool
     tags: tuple[str, ...]
+    linger: float = DEFAULT_LINGER
 
     @classmethod
     def from_arguments(
@@ -71,6 +85,7 @@ class ServerConfig:
         state_dir: str | os.PathLike[str] | None,
         ephemeral: bool,
         tags: Iterable[str],
+        linger: float = DEFAULT_LINGER,
     ) -> ServerConfig:
         """Apply defaults and environment fallbacks to the user's arguments."""
         hostname = default_hostname() if hostname is None else hostname
@@ -91,7 +106,7 @@ class ServerConfig:
             if "," in tag:
                 raise ConfigurationError(f"tag {tag!r} must not contain a comma")
         directory = None if state_dir is None else Path(os.fspath(state_dir))
-        return cls(hostname, directory, authkey, control_url, ephemeral, tag_tuple)
+        return cls(hostname, directory, authkey, control_url, ephemeral, tag_tuple, _check_linger(linger))
 
     def resolved_state_dir(self) -> Path:
         """The state directory: as given, or per hostname in the user data dir."""

@@ -22,11 +22,26 @@ from ._addresses import Address, IPAddress, format_address, parse_address_pair, 
 from ._config import ServerConfig, claim_state_dir, release_state_dir
 from ._datagram import PacketCore
 from ._errors import ErrorBuffer, raise_for_code
-from ._exceptions import ClosedError, ConfigurationError, InternalError
+from ._exceptions import (
+    ClosedError,
+    ConfigurationError,
+    ConnectionReset,
+    ConnectionTimedOut,
+    InternalError,
+)
 from ._library import ffi, lib
 from ._logs import LOGGER, LogPump
 
-__all__ = ["Connection", "ListenerCore", "Node", "Operation", "c_string", "timeout_ms"]
+__all__ = [
+    "Connection",
+    "ConnectionFate",
+    "ListenerCore",
+    "Node",
+    "Operation",
+    "c_string",
+    "open_nodes",
+    "timeout_ms",
+]
 
 #: Largest accept message: "REMOTE LOCAL" with two bracketed IPv6 addresses.
 _ACCEPT_MSG_SIZE = 256
@@ -85,23 +100,59 @@ def read_text(call: Any, size: int = 16 * 1024) -> str:
         size = needed[0]
 
 
+class ConnectionFate:
+    """Asks the library why one TCP connection was aborted (``tailnet_conn_error``)."""
+
+    __slots__ = ("_node", "_number")
+
+    def __init__(self, node: Node, number: int) -> None:
+        self._node = node
+        self._number = number
+
+    def error(self, exc: OSError, *, reading: bool) -> OSError:
+        """What to raise for ``exc``, an ECONNRESET or EPIPE from the connection's socket.
+
+        A :class:`~tailnet.ConnectionReset` saying why, or, when reading,
+        :class:`~tailnet.ConnectionTimedOut` if the peer stopped answering;
+        ``exc`` itself if the library does not know of an abort.
+        """
+        node = self._node
+        if not node.closed:
+            err = ErrorBuffer()
+            library = lib()
+            code = library.tailnet_conn_error(node._handle, self._number, err.buf, err.size)
+            if code == library.TAILNET_OK:
+                return exc
+            if code == library.TAILNET_ERR_TIMEOUT and reading:
+                return ConnectionTimedOut(err.message())
+            if code not in (library.TAILNET_ERR_CLOSED, library.TAILNET_ERR_BAD_HANDLE):
+                return ConnectionReset(err.message())
+        return ConnectionReset(f"the tailnet server {node.config.hostname!r} was closed")
+
+
 @dataclass(frozen=True)
 class Connection:
-    """A connection handed over by the library: its descriptor (now ours) and addresses."""
+    """A connection handed over by the library: its descriptor (now ours) and addresses.
+
+    ``fate`` is set for TCP connections (the library numbers them).
+    """
 
     fd: int
     remote: Address
     local: Address
+    fate: ConnectionFate | None = None
 
     @classmethod
-    def parse(cls, fd: int, text: str) -> Connection:
-        """From a descriptor and the library's "REMOTE LOCAL" text; closes fd if the text is bad."""
+    def parse(cls, fd: int, text: str, node: Node | None = None) -> Connection:
+        """From a descriptor and the library's "REMOTE LOCAL [ID]" text; closes fd if the text is bad."""
         try:
-            remote, local = parse_address_pair(text)
+            addresses, _, number = text.rpartition(" ") if text.count(" ") == 2 else (text, "", "")
+            remote, local = parse_address_pair(addresses)
+            fate = ConnectionFate(node, int(number)) if node is not None and number else None
         except ValueError:
             socket.close(fd)
-            raise InternalError(f"unexpected connection addresses {text!r}") from None
-        return cls(fd, remote, local)
+            raise InternalError(f"unexpected connection text {text!r}") from None
+        return cls(fd, remote, local, fate)
 
 
 class Operation:
@@ -144,9 +195,10 @@ class Operation:
 class ListenerCore:
     """A tailnet listener: a handle plus the SOCK_SEQPACKET socket connections arrive on."""
 
-    __slots__ = ("_closed", "_handle", "address", "sock")
+    __slots__ = ("_closed", "_handle", "_node", "address", "sock")
 
-    def __init__(self, handle: int, fd: int, address: str) -> None:
+    def __init__(self, node: Node, handle: int, fd: int, address: str) -> None:
+        self._node = node
         self._handle = handle
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, fileno=fd)
         self.sock.setblocking(False)
@@ -183,7 +235,7 @@ class ListenerCore:
         if flags & socket.MSG_CTRUNC:
             socket.close(conn_fd)
             raise InternalError("listener message truncated")
-        return Connection.parse(conn_fd, msg.decode("ascii", "replace"))
+        return Connection.parse(conn_fd, msg.decode("ascii", "replace"), self._node)
 
     def close(self) -> None:
         """Stop listening; connections not yet accepted are dropped."""
@@ -192,6 +244,18 @@ class ListenerCore:
         self._closed = True
         lib().tailnet_listener_close(self._handle)
         self.sock.close()
+
+
+#: Nodes not yet closed: closed (gracefully) at interpreter exit if their
+#: program forgot to (see tailnet._sync). A forked child has none: the Go
+#: runtime, and so every node, stayed with the parent.
+_open_nodes: set[Node] = set()
+os.register_at_fork(after_in_child=_open_nodes.clear)
+
+
+def open_nodes() -> list[Node]:
+    """The nodes of this process not yet closed."""
+    return list(_open_nodes)
 
 
 class Node:
@@ -210,6 +274,7 @@ class Node:
         except BaseException:
             self._release()
             raise
+        _open_nodes.add(self)
 
     def _configure(self) -> None:
         library = lib()
@@ -263,7 +328,7 @@ class Node:
 
     def listen(self, network: str, address: str | tuple[str, int]) -> ListenerCore:
         """Listen on the node: ":port" or "ip:port"."""
-        return ListenerCore(*self._open_bound(lib().tailnet_listen, network, address))
+        return ListenerCore(self, *self._open_bound(lib().tailnet_listen, network, address))
 
     def listen_packet(self, network: str, address: str | tuple[str, int]) -> PacketCore:
         """Open a UDP socket on the node: ":port" or "ip:port"."""
@@ -284,13 +349,50 @@ class Node:
         _call(lib().tailnet_ips, self._handle, buf, _TEXT_SIZE)
         return parse_ips(ffi.string(buf).decode())
 
-    def close(self) -> None:
-        """Close the node and everything it owns; blocks until Go is done. Idempotent."""
+    def begin_close(self) -> Operation | None:
+        """Start closing the node (``tailnet_shutdown``); None if it was closed already.
+
+        Its connections deliver what was written to them for up to the
+        configured linger time, then the rest are aborted. Wait for the
+        operation, then call :meth:`finish_close`; freeing it before it is
+        done cuts the linger short.
+        """
         with self._lock:
             if self._closed:
-                return
+                return None
             self._closed = True
-        self._release()
+        _open_nodes.discard(self)
+        op, wait_fd = ffi.new("int64_t *"), ffi.new("int *")
+        try:
+            _call(lib().tailnet_shutdown, self._handle, timeout_ms(self.config.linger), op, wait_fd)
+        except BaseException:
+            self._release()
+            raise
+        return Operation(op[0], wait_fd[0])
+
+    def finish_close(self, op: Operation, *, completed: bool) -> None:
+        """Collect a close that :meth:`begin_close` started, and release the node.
+
+        ``completed``: the operation finished (its wait descriptor became
+        readable); if not (the wait was interrupted), the linger is cut
+        short. Logs one WARNING if the linger time ran out with
+        connections still delivering.
+        """
+        try:
+            if completed:
+                conns, cut = (int(n) for n in op.result()[1].split())
+                if conns:
+                    LOGGER.warning(
+                        "[%s] closed with %d connection(s) still delivering after the linger time "
+                        "(%g s): aborted, %d byte(s) written to them never acknowledged by the peer",
+                        self.config.hostname,
+                        conns,
+                        self.config.linger,
+                        cut,
+                    )
+        finally:
+            op.free()
+            self._release()
 
     def _release(self) -> None:
         lib().tailnet_free(self._handle)  # closes first

@@ -23,6 +23,7 @@ _BY_CODE: dict[str, type[Exception]] = {
     "TAILNET_ERR_AUTH": exc.AuthenticationError,
     "TAILNET_ERR_ADDR_IN_USE": exc.AddressInUseError,
     "TAILNET_ERR_NOT_FOUND": exc.PeerNotFound,
+    "TAILNET_ERR_RESET": exc.ConnectionReset,
     "TAILNET_ERR_NO_CERT": exc.CertificateUnavailableError,
     "TAILNET_ERR_NO_FUNNEL": exc.FunnelUnavailableError,
     "TAILNET_ERR_INTERNAL": exc.InternalError,

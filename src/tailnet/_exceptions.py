@@ -17,6 +17,8 @@ __all__ = [
     "ClosedError",
     "ConfigurationError",
     "ConnectionRefused",
+    "ConnectionReset",
+    "ConnectionTimedOut",
     "DatagramTooLarge",
     "ForkedProcessError",
     "FunnelUnavailableError",
@@ -60,6 +62,31 @@ class ConnectionRefused(TailnetError, ConnectionRefusedError):
 
     def __init__(self, message: str) -> None:
         super().__init__(errno.ECONNREFUSED, message)
+
+
+class ConnectionReset(TailnetError, ConnectionResetError):
+    """An established connection was aborted on the tailnet side.
+
+    Reset by the peer, or cut by this server's close (the linger time ran
+    out, or the server closed while the connection was still open). Reads
+    raise it once the data that arrived before the abort has been read;
+    only the peer's own close reads as end-of-file.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ECONNRESET, message)
+
+
+class ConnectionTimedOut(TailnetError, TimeoutError):
+    """The peer of an established connection stopped answering.
+
+    The connection's TCP keepalive probes or unacknowledged data went
+    unanswered for the keepalive bound (about two minutes by default; see
+    docs/reliability.md): the peer vanished, or the network to it is gone.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ETIMEDOUT, message)
 
 
 class HostUnreachable(TailnetError, OSError):

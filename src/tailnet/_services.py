@@ -97,13 +97,13 @@ def begin_listen_funnel(
     )
 
 
-def listener_from_result(fd: int, text: str) -> ListenerCore:
+def listener_from_result(node: Node, fd: int, text: str) -> ListenerCore:
     """The listener a listen operation produced: its descriptor and "HANDLE BOUND" text."""
     handle, _, bound = text.partition(" ")
     if not handle.isdigit() or not bound:
         socket.close(fd)
         raise InternalError(f"unexpected listener description {text!r}")
-    return ListenerCore(int(handle), fd, bound)
+    return ListenerCore(node, int(handle), fd, bound)
 
 
 def cert_domains(node: Node) -> tuple[str, ...]:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import socket
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from ._addresses import Address
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+    from ._core import Connection, ConnectionFate
 
 __all__ = ["TailnetAddressedSocket", "TailnetSocket"]
 
@@ -62,6 +67,56 @@ class TailnetSocket(TailnetAddressedSocket):
     to the tailnet), so it works with ``selectors``, ``socketserver``,
     ``ssl`` and event loops. :meth:`getpeername` and :meth:`getsockname`
     report the tailnet addresses rather than the socketpair's empty ones.
+
+    It behaves as a TCP socket does: :meth:`close` delivers what was sent
+    before it (then the peer reads end-of-file), and only the peer's close
+    reads as end-of-file. A connection aborted on the tailnet side makes
+    reads raise :class:`~tailnet.ConnectionReset` (a
+    ``ConnectionResetError``) once the data that came before is read, or
+    :class:`~tailnet.ConnectionTimedOut` (a ``TimeoutError``) if the peer
+    stopped answering, and writes raise ``BrokenPipeError`` or
+    :class:`~tailnet.ConnectionReset`. Through ``ssl`` or another wrapper
+    of the descriptor, an abort is a plain ``ConnectionResetError``.
     """
 
-    __slots__ = ()
+    __slots__ = ("_tailnet_fate",)
+    _tailnet_fate: ConnectionFate | None
+
+    @classmethod
+    def adopt_connection(cls, conn: Connection) -> TailnetSocket:
+        """Wrap a TCP connection handed over by the library (takes ownership)."""
+        sock = cls.adopt(conn.fd, conn.remote, conn.local)
+        sock._tailnet_fate = conn.fate
+        return sock
+
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
+        """As :meth:`socket.socket.recv`; an abort raises (see the class)."""
+        try:
+            return super().recv(bufsize, flags)
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise self._aborted(exc, reading=True) from None
+
+    def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0, /) -> int:
+        """As :meth:`socket.socket.recv_into`; an abort raises (see the class)."""
+        try:
+            return super().recv_into(buffer, nbytes, flags)
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise self._aborted(exc, reading=True) from None
+
+    def send(self, data: ReadableBuffer, flags: int = 0, /) -> int:
+        """As :meth:`socket.socket.send`; an abort raises (see the class)."""
+        try:
+            return super().send(data, flags)
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise self._aborted(exc, reading=False) from None
+
+    def sendall(self, data: ReadableBuffer, flags: int = 0, /) -> None:
+        """As :meth:`socket.socket.sendall`; an abort raises (see the class)."""
+        try:
+            super().sendall(data, flags)
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise self._aborted(exc, reading=False) from None
+
+    def _aborted(self, exc: OSError, *, reading: bool) -> OSError:
+        fate = getattr(self, "_tailnet_fate", None)  # None in a dup() copy
+        return exc if fate is None else fate.error(exc, reading=reading)

@@ -13,6 +13,7 @@ import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream
 
 from ._addresses import Address
+from ._core import ConnectionFate
 
 __all__ = ["TailnetStream"]
 
@@ -33,13 +34,22 @@ class TailnetStream(SocketStream):
     sending) at once get :class:`anyio.BusyResourceError`. :meth:`aclose`
     from another task wakes a pending receive or send with
     :class:`anyio.ClosedResourceError`.
+
+    As with TCP, :meth:`aclose` delivers what was sent before it, and only
+    the peer's close is :class:`anyio.EndOfStream`. A connection aborted
+    on the tailnet side raises :class:`anyio.BrokenResourceError` caused
+    by a :class:`~tailnet.ConnectionReset` or (the peer stopped answering,
+    when receiving) a :class:`~tailnet.ConnectionTimedOut`.
     """
 
-    def __init__(self, sock: socket.socket, peer: Address, local: Address) -> None:
+    def __init__(
+        self, sock: socket.socket, peer: Address, local: Address, fate: ConnectionFate | None = None
+    ) -> None:
         sock.setblocking(False)
         self._sock = sock
         self._peer = peer
         self._local = local
+        self._fate = fate
         self._closed = False
         self._receive_guard = anyio.ResourceGuard("reading from")
         self._send_guard = anyio.ResourceGuard("writing to")
@@ -64,7 +74,8 @@ class TailnetStream(SocketStream):
                     waited = True
                     continue
                 except OSError as exc:
-                    raise self._error(exc) from exc
+                    error, cause = self._error(exc, reading=True)
+                    raise error from cause
                 if not waited:
                     await anyio.lowlevel.cancel_shielded_checkpoint()
                 if not data:
@@ -85,7 +96,8 @@ class TailnetStream(SocketStream):
                     await anyio.wait_writable(self._sock)
                     continue
                 except OSError as exc:
-                    raise self._error(exc) from exc
+                    error, cause = self._error(exc, reading=False)
+                    raise error from cause
                 view = view[sent:]
 
     async def send_eof(self) -> None:
@@ -93,7 +105,8 @@ class TailnetStream(SocketStream):
         try:
             self._sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
-            raise self._error(exc) from exc
+            error, cause = self._error(exc, reading=False)
+            raise error from cause
 
     async def aclose(self) -> None:
         """Close the connection; a receive or send pending in another task ends."""
@@ -105,10 +118,19 @@ class TailnetStream(SocketStream):
             self._sock.close()
         await anyio.lowlevel.checkpoint()
 
-    def _error(self, exc: OSError) -> Exception:
+    def _error(self, exc: OSError, *, reading: bool) -> tuple[Exception, BaseException]:
+        """The anyio exception for an error of the descriptor, and its cause.
+
+        An abort is :class:`anyio.BrokenResourceError` caused by a
+        :class:`~tailnet.ConnectionReset` or
+        :class:`~tailnet.ConnectionTimedOut` saying why (as the sync
+        socket raises them).
+        """
         if self._closed or exc.errno in _CLOSED_ERRNOS:
-            return anyio.ClosedResourceError()
-        return anyio.BrokenResourceError()
+            return anyio.ClosedResourceError(), exc
+        if self._fate is not None and isinstance(exc, ConnectionResetError | BrokenPipeError):
+            return anyio.BrokenResourceError(), self._fate.error(exc, reading=reading)
+        return anyio.BrokenResourceError(), exc
 
     @property
     def _raw_socket(self) -> socket.socket:

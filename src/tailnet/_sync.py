@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import overload
 
 from ._addresses import Address
 from ._base import ServerBase
-from ._core import Connection, ListenerCore, Operation, timeout_ms
+from ._core import Connection, ListenerCore, Node, Operation, open_nodes, timeout_ms
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_sync import DatagramSocket, TailnetDatagramSocket
 from ._exceptions import ClosedError
@@ -34,7 +35,32 @@ def _finish(op: Operation) -> tuple[int, str]:
 
 
 def _socket(conn: Connection) -> TailnetSocket:
-    return TailnetSocket.adopt(conn.fd, conn.remote, conn.local)
+    return TailnetSocket.adopt_connection(conn)
+
+
+def close_nodes(nodes: Iterable[Node]) -> None:
+    """Close nodes, their connections delivering for up to each one's linger time.
+
+    They close concurrently. Ctrl-C while waiting cuts the linger short
+    (the connections still delivering are aborted) and is then raised.
+    """
+    closing = [(node, op) for node in nodes if (op := node.begin_close()) is not None]
+    for index, (node, op) in enumerate(closing):
+        completed = False
+        try:
+            wait_readable(op.wait_fd)
+            completed = True
+        finally:
+            node.finish_close(op, completed=completed)
+            if not completed:  # interrupted: cut the others short too
+                for other, other_op in closing[index + 1 :]:
+                    other.finish_close(other_op, completed=False)
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Close the servers a program left open, as their process exit would close sockets."""
+    close_nodes(open_nodes())
 
 
 class Listener:
@@ -147,7 +173,7 @@ class Server(ServerBase, NodeInfoMethods, SyncIntegrations):
         :class:`TailnetSocket`, or ``"udp"``, ``"udp4"`` or ``"udp6"`` for a
         connected :class:`TailnetDatagramSocket`.
         """
-        conn = Connection.parse(*_finish(self._node.begin_dial(network, address, timeout)))
+        conn = Connection.parse(*_finish(self._node.begin_dial(network, address, timeout)), self._node)
         if is_datagram_network(network):
             return TailnetDatagramSocket.adopt(conn.fd, conn.remote, conn.local)
         return _socket(conn)
@@ -177,7 +203,9 @@ class Server(ServerBase, NodeInfoMethods, SyncIntegrations):
         done before :meth:`Listener.accept` returns them.
         """
         return Listener(
-            listener_from_result(*_finish(begin_listen_tls(self._node, network, address, timeout)))
+            listener_from_result(
+                self._node, *_finish(begin_listen_tls(self._node, network, address, timeout))
+            )
         )
 
     def listen_funnel(
@@ -197,7 +225,7 @@ class Server(ServerBase, NodeInfoMethods, SyncIntegrations):
         :class:`~tailnet.CertificateUnavailableError` without a certificate.
         """
         op = begin_listen_funnel(self._node, network, address, funnel_only, timeout)
-        return Listener(listener_from_result(*_finish(op)))
+        return Listener(listener_from_result(self._node, *_finish(op)))
 
     def loopback(self) -> Loopback:
         """Start the node's SOCKS5 proxy and LocalAPI server on 127.0.0.1 (once).
@@ -212,8 +240,13 @@ class Server(ServerBase, NodeInfoMethods, SyncIntegrations):
         return LocalAPIClient(self._node, self.loopback())
 
     def close(self) -> None:
-        """Leave the tailnet: close listeners, connections and the node. Idempotent."""
-        self._node.close()
+        """Leave the tailnet: close listeners, connections and the node. Idempotent.
+
+        Connections first finish delivering what was written to them, for
+        up to the server's ``linger`` time (see :class:`Server`); Ctrl-C
+        meanwhile aborts them at once.
+        """
+        close_nodes([self._node])
 
     def __enter__(self) -> Server:
         return self.up()

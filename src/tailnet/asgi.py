@@ -211,7 +211,7 @@ class _Acceptor:
             except BlockingIOError:
                 await anyio.wait_readable(self._listener.sock)
                 continue
-            return TailnetSocket.adopt(conn.fd, conn.remote, conn.local)
+            return TailnetSocket.adopt_connection(conn)
 
     async def _connect(self, sock: TailnetSocket) -> None:
         """Name the caller, then hand the connection to a new uvicorn protocol (after TLS, if any)."""

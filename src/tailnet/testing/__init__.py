@@ -34,7 +34,7 @@ from .._exceptions import ClosedError, ConfigurationError
 from .._library import ffi, lib
 from .._sync import Server
 
-__all__ = ["DEBUG_COUNTERS", "QUIET_ENVIRONMENT", "LocalTailnet", "debug_counter"]
+__all__ = ["DEBUG_COUNTERS", "QUIET_ENVIRONMENT", "LocalTailnet", "debug_counter", "set_knob"]
 
 #: Knobs every node on a local tailnet runs with: upload no logs, probe no
 #: gateway for port mapping. Applied process-wide by :class:`LocalTailnet`
@@ -67,6 +67,23 @@ def debug_counter(name: str) -> int:
     out = ffi.new("int64_t *")
     raise_for_code(lib().tailnet_debug_counter(name.encode(), out), f"reading the {name} counter failed")
     return int(out[0])
+
+
+def set_knob(name: str, value: str) -> None:
+    """Set one of Tailscale's ``TS_*`` environment knobs for this process's nodes.
+
+    The library's Go runtime took its own copy of the environment when it
+    was loaded, so changing :data:`os.environ` afterwards changes nothing:
+    this does. It applies to nodes and connections made from then on, in
+    the whole process; ``""`` restores the default. For example
+    ``set_knob("TS_NETSTACK_KEEPALIVE_IDLE", "1s")`` and
+    ``TS_NETSTACK_KEEPALIVE_INTERVAL`` shorten how long a connection to a
+    vanished peer lasts (docs/reliability.md). Auth keys are refused
+    (:class:`~tailnet.ConfigurationError`): pass them to the server.
+    """
+    err = ErrorBuffer()
+    code = lib().tailnet_setenv(c_string("name", name), c_string("value", value), err.buf, err.size)
+    raise_for_code(code, err.message())
 
 
 def apply_quiet_environment() -> None:

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// newTestPair makes a pair end and wraps the caller's descriptor.
+func newTestPair(t *testing.T) (*pairEnd, *os.File) {
+	t.Helper()
+	p, theirs, err := newPairEnd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	caller := os.NewFile(uintptr(theirs), "caller")
+	t.Cleanup(func() { caller.Close() })
+	return p, caller
+}
+
+// drainPair runs copyTo into a buffer until it returns.
+func drainPair(t *testing.T, p *pairEnd, draining func() bool) (*bytes.Buffer, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := p.copyTo(&out, make([]byte, 7), draining) // a small buffer: many peeks and consumes
+	return &out, err
+}
+
+func never() bool { return false }
+
+// TestPairEndDeliversThenEOF: what the caller writes before closing comes
+// out whole, and a clean end (release) leaves the caller at EOF.
+func TestPairEndDeliversThenEOF(t *testing.T) {
+	p, caller := newTestPair(t)
+	want := bytes.Repeat([]byte("0123456789"), 1000)
+	if _, err := caller.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	unix.Shutdown(int(caller.Fd()), unix.SHUT_WR)
+	out, err := drainPair(t, p, never)
+	if err != nil || !bytes.Equal(out.Bytes(), want) {
+		t.Fatalf("copyTo = %d bytes, %v; want %d bytes, nil", out.Len(), err, len(want))
+	}
+	if got := p.pending(); got != 0 {
+		t.Fatalf("pending after the caller's EOF = %d, want 0", got)
+	}
+	p.release()
+	p.Close()
+	if n, err := caller.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("caller read after a clean end: %d, %v; want EOF", n, err)
+	}
+}
+
+// TestPairEndAbortIsReset: closing ours without release makes the caller's
+// read fail with ECONNRESET, after the data it had not read yet, even
+// when the caller half-closed first.
+func TestPairEndAbortIsReset(t *testing.T) {
+	for _, halfClosed := range []bool{false, true} {
+		p, caller := newTestPair(t)
+		if halfClosed {
+			unix.Shutdown(int(caller.Fd()), unix.SHUT_WR)
+		}
+		if _, err := p.Write([]byte("tail")); err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		buf := make([]byte, 16)
+		n, err := caller.Read(buf)
+		if string(buf[:n]) != "tail" || err != nil {
+			t.Fatalf("half-closed %v: first read %q, %v; want the data", halfClosed, buf[:n], err)
+		}
+		if _, err := caller.Read(buf); !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("half-closed %v: read after abort: %v; want ECONNRESET", halfClosed, err)
+		}
+	}
+}
+
+// TestPairEndDrain: once draining, copyTo sends what is queued and returns
+// without waiting for the caller's EOF.
+func TestPairEndDrain(t *testing.T) {
+	p, caller := newTestPair(t)
+	if _, err := caller.Write([]byte("queued before close")); err != nil {
+		t.Fatal(err)
+	}
+	p.SetReadDeadline(time.Now())
+	out, err := drainPair(t, p, func() bool { return true })
+	if err != nil || out.String() != "queued before close" {
+		t.Fatalf("drain: %q, %v", out.String(), err)
+	}
+	if got := p.pending(); got != 0 {
+		t.Fatalf("pending after drain = %d, want 0", got)
+	}
+	caller.Write([]byte("after"))
+	if got := p.pending(); got != 5 {
+		t.Fatalf("pending = %d, want 5", got)
+	}
+}
+
+// TestPairEndCallerResets: a caller closing with data unread is the
+// caller's reset, not its EOF.
+func TestPairEndCallerResets(t *testing.T) {
+	p, caller := newTestPair(t)
+	if _, err := p.Write([]byte("never read")); err != nil {
+		t.Fatal(err)
+	}
+	caller.Write([]byte("sent"))
+	caller.Close()
+	out, err := drainPair(t, p, never)
+	if out.String() != "sent" || err != errCallerGone {
+		t.Fatalf("copyTo after the caller's reset: %q, %v; want \"sent\", errCallerGone", out.String(), err)
+	}
+}
