@@ -4,8 +4,7 @@ It uses only the documented API and reads its tailnet from the environment
 (TS_CONTROL_URL, as set by LocalTailnet.environ). It prints one line when it
 reaches the point the test waits for.
 
-    python node_process.py echo HOSTNAME STATE_DIR   serve one echo connection on :7,
-                                                     exit after a line on stdin
+    python node_process.py echo HOSTNAME STATE_DIR   serve one echo connection on :7, then exit
     python node_process.py block-up HOSTNAME STATE_DIR   Ctrl-C target: up() forever
     python node_process.py block-accept HOSTNAME STATE_DIR
     python node_process.py block-dial HOSTNAME STATE_DIR ADDRESS
@@ -53,11 +52,8 @@ def main(mode: str, hostname: str, state_dir: str, *rest: str) -> None:
                 with conn:
                     while data := conn.recv(1 << 20):
                         conn.sendall(data)
-                    conn.shutdown(socket.SHUT_WR)
-                # Closing the server aborts its connections and drops data not
-                # yet delivered (as Go's tsnet.Server.Close does): stay up
-                # until the test says it has everything.
-                sys.stdin.readline()
+                # Then exit at once: closing the server delivers what is
+                # still on its way, as a process exit does for kernel sockets.
         elif mode == "send":
             peer = rest[0].rsplit(":", 1)[0]
             deadline = time.monotonic() + 30  # until the map lists the peer, its name does not resolve

@@ -1,0 +1,166 @@
+"""Close delivers: a script that sends, closes and exits loses nothing.
+
+Each sender is a process of its own (``send_and_exit.py``) that does what
+users' scripts do: send 4 MiB, close the socket, close the server (the end
+of its ``with`` block) and exit at once, or forget to close the server and
+let interpreter exit do it. The receiver, in this process, checks every
+byte and that the stream ended with the sender's FIN (end-of-file), not an
+error. Sync, asyncio and trio senders, dialing and accepting, 20 runs each.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import eventually, sha256
+from send_and_exit import payload
+
+import tailnet
+from tailnet.testing import LocalTailnet
+
+SENDER = str(Path(__file__).with_name("send_and_exit.py"))
+SIZE = 4 << 20
+RUNS = 20
+#: Senders at once: each is a node joining the tailnet, which is most of a run's time.
+PARALLEL = 4
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[LocalTailnet, tailnet.Server]]:
+    """A tailnet of its own (every sender joins it as a new node) and the receiving node."""
+    with LocalTailnet() as net, net.server("receiver") as node:
+        yield net, node
+
+
+def read_to_eof(conn: socket.socket) -> bytes:
+    """Everything until the peer's FIN; an abort raises instead."""
+    chunks = []
+    while chunk := conn.recv(1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Sender:
+    """One send_and_exit.py process."""
+
+    def __init__(self, net: LocalTailnet, tmp_path: Path, flavor: str, role: str, name: str, *args: str):
+        self.name = name
+        self.proc = subprocess.Popen(
+            [sys.executable, SENDER, flavor, role, name, str(tmp_path / name), str(SIZE), *args],
+            env={**os.environ, **net.environ},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_ready(self) -> None:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line == "ready\n", f"{self.name}: {line!r} {self.stderr()}"
+
+    def exit_status(self) -> tuple[int, str]:
+        _, err = self.proc.communicate(timeout=120)
+        return self.proc.returncode, err
+
+    def stderr(self) -> str:
+        self.proc.kill()
+        return self.proc.communicate()[1]
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.communicate()
+
+
+def run_many(runs: int, one: Callable[[int], str | None]) -> None:
+    """Run ``one(i)`` for each run, PARALLEL at a time; fail listing every run that returned a problem."""
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        problems = [p for p in pool.map(one, range(runs)) if p]
+    assert problems == [], f"{len(problems)} of {runs} runs lost data:\n" + "\n".join(problems)
+
+
+def check(name: str, received: bytes, status: tuple[int, str]) -> str | None:
+    """A description of what went wrong in one run, or None."""
+    expected = payload(name, SIZE)
+    if received != expected:
+        return f"{name}: received {len(received)} of {SIZE} bytes (sha256 {sha256(received)[:12]})"
+    code, err = status
+    if code != 0:
+        return f"{name}: the sender exited {code}: {err[-2000:]}"
+    return None
+
+
+@pytest.mark.parametrize("flavor", ["sync", "asyncio", "trio"])
+def test_a_dialer_that_sends_and_exits_delivers_every_byte(
+    flavor: str, receiver: tuple[LocalTailnet, tailnet.Server], tmp_path: Path
+) -> None:
+    net, node = receiver
+    lock = threading.Lock()
+
+    def one(run: int) -> str | None:
+        name = f"tx-{flavor}-{run}"
+        port = 9000 + run
+        with lock:  # listen is quick; keep the node's listener table simple
+            listener = node.listen("tcp", f":{port}")
+        sender = Sender(net, tmp_path, flavor, "dial", name, f"{node.ips[0]}:{port}")
+        try:
+            with listener:
+                conn, _ = listener.accept(timeout=120)
+            with conn:
+                received = read_to_eof(conn)
+            return check(name, received, sender.exit_status())
+        finally:
+            sender.kill()
+
+    run_many(RUNS, one)
+
+
+@pytest.mark.parametrize("flavor", ["sync", "asyncio", "trio"])
+def test_an_acceptor_that_sends_and_exits_delivers_every_byte(
+    flavor: str, receiver: tuple[LocalTailnet, tailnet.Server], tmp_path: Path
+) -> None:
+    net, node = receiver
+
+    def one(run: int) -> str | None:
+        name = f"rx-{flavor}-{run}"
+        sender = Sender(net, tmp_path, flavor, "accept", name)
+        try:
+            sender.wait_ready()
+            eventually(lambda: node.status().peer(name) is not None, timeout=60)
+            with node.dial("tcp", f"{name}:7", timeout=60) as conn:
+                received = read_to_eof(conn)
+            return check(name, received, sender.exit_status())
+        finally:
+            sender.kill()
+
+    run_many(RUNS, one)
+
+
+def test_a_script_that_forgets_to_close_its_server_delivers_every_byte(
+    receiver: tuple[LocalTailnet, tailnet.Server], tmp_path: Path
+) -> None:
+    """Interpreter exit closes the servers left open, as gracefully as close() does."""
+    net, node = receiver
+
+    def one(run: int) -> str | None:
+        name = f"forgetful-{run}"
+        port = 9100 + run
+        listener = node.listen("tcp", f":{port}")
+        sender = Sender(net, tmp_path, "sync", "dial", name, f"{node.ips[0]}:{port}", "--forget-close")
+        try:
+            with listener:
+                conn, _ = listener.accept(timeout=120)
+            with conn:
+                received = read_to_eof(conn)
+            return check(name, received, sender.exit_status())
+        finally:
+            sender.kill()
+
+    run_many(5, one)
