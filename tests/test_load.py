@@ -6,6 +6,7 @@ about 2 GiB cross two netstacks in one process.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import resource
@@ -40,13 +41,21 @@ async def nodes(
         yield a, b
 
 
-async def echo(stream: tailnet.TailnetStream) -> None:
+def describe(error: BaseException) -> str:
+    """An abort as the test reports it: the exception and why (its cause)."""
+    cause = error.__cause__
+    return f"{type(error).__name__}({type(cause).__name__}: {cause})" if cause else repr(error)
+
+
+async def echo(stream: tailnet.TailnetStream, failures: list[str]) -> None:
     async with stream:
         try:
             while True:
                 await stream.send(await stream.receive(CHUNK))
         except anyio.EndOfStream:
             await stream.send_eof()
+        except anyio.BrokenResourceError as error:
+            failures.append(f"echo: {describe(error)}")
 
 
 async def test_1000_connections_of_1_mib_each(nodes: tuple[tailnet.AsyncServer, tailnet.AsyncServer]) -> None:
@@ -56,6 +65,7 @@ async def test_1000_connections_of_1_mib_each(nodes: tuple[tailnet.AsyncServer, 
     all_open = anyio.Event()
     opened = 0
     results: list[tuple[str, str, int]] = []  # sent digest, received digest, bytes received
+    failures: list[str] = []  # aborted connections: an abort is an error, never a short read
 
     async def client(seed: int) -> None:
         nonlocal opened
@@ -69,11 +79,14 @@ async def test_1000_connections_of_1_mib_each(nodes: tuple[tailnet.AsyncServer, 
             await all_open.wait()  # all 1000 are open from here on
 
             async def send() -> None:
-                for _ in range(SIZE // CHUNK):
-                    chunk = data.randbytes(CHUNK)
-                    sent.update(chunk)
-                    await stream.send(chunk)
-                await stream.send_eof()
+                try:
+                    for _ in range(SIZE // CHUNK):
+                        chunk = data.randbytes(CHUNK)
+                        sent.update(chunk)
+                        await stream.send(chunk)
+                    await stream.send_eof()
+                except anyio.BrokenResourceError as error:
+                    failures.append(f"client {seed} sending: {describe(error)}")
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(send)
@@ -84,15 +97,18 @@ async def test_1000_connections_of_1_mib_each(nodes: tuple[tailnet.AsyncServer, 
                         count += len(chunk)
                 except anyio.EndOfStream:
                     pass
+                except anyio.BrokenResourceError as error:
+                    failures.append(f"client {seed} after {count} bytes: {describe(error)}")
         results.append((sent.hexdigest(), received.hexdigest(), count))
 
     async with await b.listen("tcp", ":9") as listener, anyio.create_task_group() as server:
-        server.start_soon(listener.serve, echo, server)
+        server.start_soon(listener.serve, functools.partial(echo, failures=failures), server)
         with anyio.fail_after(900):  # a hang guard, not a speed goal
             async with anyio.create_task_group() as clients:
                 for seed in range(COUNT):
                     clients.start_soon(client, seed)
         server.cancel_scope.cancel()
+    assert failures == [], f"{len(failures)} connections aborted: {failures[:20]}"
     assert len(results) == COUNT
     short = [count for _, _, count in results if count != SIZE]
     assert short == [], f"{len(short)} connections cut short"
