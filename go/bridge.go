@@ -26,7 +26,7 @@ const bridgeBufSize = 256 << 10
 //     server until the peer has acknowledged all of it, so that the
 //     server's close can wait for it (server.shutdown).
 //   - An abort is an error. When the tailnet side ends in anything but the
-//     peer's FIN (a reset, the keepalive or user timeout, the node closed,
+//     peer's FIN (a reset, a vanished peer's timeout, the node closed,
 //     the linger time over), the caller's reads fail with ECONNRESET rather
 //     than reaching end-of-file. local keeps one byte the caller never sent
 //     unread for this (pairend_linux.go): closing an AF_UNIX socket with

@@ -14,9 +14,12 @@ import (
 // connections have no keepalive at all (a reader waits forever), accepted
 // ones probe after two hours, and unacknowledged data is retransmitted for
 // about fifteen minutes. So every connection we bridge gets keepalive
-// probes and a TCP user timeout: a dead peer is noticed within
-// idle + keepaliveProbes*interval (two minutes by default), and the caller's
-// socket then fails with ECONNRESET (tailnet_conn_error says it timed out).
+// probes: an idle connection's dead peer is noticed within
+// idle + keepaliveProbes*interval (two minutes by default), and the
+// caller's socket then fails with ECONNRESET (tailnet_conn_error says it
+// timed out). With data in flight the retransmission limit bounds it
+// instead (netstack.go): no TCP user timeout, which would also cut a peer
+// that is alive but not reading.
 //
 // The times come from Tailscale's own knobs for this,
 // TS_NETSTACK_KEEPALIVE_IDLE and TS_NETSTACK_KEEPALIVE_INTERVAL (Go
@@ -41,16 +44,15 @@ func knobDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
-// boundDeadPeer sets keepalive and the user timeout on a netstack TCP
-// endpoint (see above).
+// boundDeadPeer turns keepalive on for a netstack TCP endpoint (see
+// above).
 func boundDeadPeer(ep tcpip.Endpoint) error {
 	if ep == nil {
 		return errors.New("not a netstack TCP connection")
 	}
 	idle, interval := keepaliveTimes()
 	idleOpt, intervalOpt := tcpip.KeepaliveIdleOption(idle), tcpip.KeepaliveIntervalOption(interval)
-	userTimeout := tcpip.TCPUserTimeoutOption(idle + keepaliveProbes*interval)
-	for _, opt := range []tcpip.SettableSocketOption{&idleOpt, &intervalOpt, &userTimeout} {
+	for _, opt := range []tcpip.SettableSocketOption{&idleOpt, &intervalOpt} {
 		if err := ep.SetSockOpt(opt); err != nil {
 			return errors.New(err.String())
 		}

@@ -24,7 +24,7 @@ var (
 	// as from a kernel.
 	errCallerGone    = errorf(codeReset, "the socket was closed with data unread")
 	errPeerReset     = errorf(codeReset, "connection reset by the peer")
-	errPeerTimeout   = errorf(codeTimeout, "the peer stopped answering (TCP keepalive or user timeout)")
+	errPeerTimeout   = errorf(codeTimeout, "the peer stopped answering (TCP keepalive or retransmissions)")
 	errNetstackAbort = errorf(codeReset, "connection aborted by this node's network stack")
 	errInternalAbort = errorf(codeInternal, "internal error in the connection's bridge (please report)")
 )

@@ -136,8 +136,8 @@ func (s *server) start() error {
 	if err := s.ts.Start(); err != nil {
 		return err
 	}
-	if err := shortenTimeWait(s.ts); err != nil { // see timewait.go
-		s.log.debugf("TIME_WAIT left at netstack's default: %v", err)
+	if err := tuneNetstack(s.ts); err != nil { // see netstack.go
+		s.log.debugf("TIME_WAIT and retransmissions left at netstack's defaults: %v", err)
 	}
 	s.mu.Lock()
 	s.running = true

@@ -9,7 +9,7 @@ exits at end of input, closing the server.
 
     {"cmd": "up", "timeout": 60}              -> {"ips": [...]}
     {"cmd": "echo", "port": 7}                echo every connection on :port
-    {"cmd": "echo_stats"}                     -> {"open": n, "served": n, "failed": n}
+    {"cmd": "echo_stats"}                     -> {"open": n, "served": n, "failed": n, "errors": [...]}
     {"cmd": "transfer", "id": "t", "address": "host:7", "size": N, "rate": B/s}
         start sending N random bytes to an echo service (paced at rate bytes
         per second if given), half-close, read the echo back; in a thread
@@ -95,7 +95,8 @@ class EchoService:
     """Echo every connection on a port; count them."""
 
     def __init__(self, listener: tailnet.Listener) -> None:
-        self.open = self.served = self.failed = 0
+        self.open = self.served = 0
+        self.errors: list[str] = []  # why each failed connection ended
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
@@ -106,23 +107,28 @@ class EchoService:
             threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
 
     def _echo(self, conn: socket.socket) -> None:
-        ok = False
+        error = None
         try:
             with conn:
                 while data := conn.recv(1 << 20):
                     conn.sendall(data)
                 conn.shutdown(socket.SHUT_WR)
-                ok = True
-        except OSError:
-            pass
+        except OSError as exc:
+            error = f"{type(exc).__name__}: {exc}"
         with self._lock:
             self.open -= 1
-            self.served += ok
-            self.failed += not ok
+            self.served += error is None
+            if error is not None:
+                self.errors.append(error)
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"open": self.open, "served": self.served, "failed": self.failed}
+            return {
+                "open": self.open,
+                "served": self.served,
+                "failed": len(self.errors),
+                "errors": self.errors,
+            }
 
 
 def report() -> dict[str, Any]:

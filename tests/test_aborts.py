@@ -224,10 +224,15 @@ def test_a_reset_through_ssl_is_an_error_and_a_clean_close_is_eof(
                     assert client.recv(100) == b""
 
 
-# A vanished peer: killed, it sends neither FIN nor RST. Keepalive (made
-# short here) finds it gone within idle + 4 probes.
+# A vanished peer: killed, it sends neither FIN nor RST. Keepalive finds
+# it gone within idle + 4 probes if the connection is idle, retransmissions
+# if data (a FIN too) is in flight; both made short here.
 
-FAST_KEEPALIVE = {"TS_NETSTACK_KEEPALIVE_IDLE": "1s", "TS_NETSTACK_KEEPALIVE_INTERVAL": "1s"}
+FAST_KEEPALIVE = {
+    "TS_NETSTACK_KEEPALIVE_IDLE": "1s",
+    "TS_NETSTACK_KEEPALIVE_INTERVAL": "1s",
+    "TS_NETSTACK_MAX_RETRIES": "4",
+}
 
 
 @pytest.fixture
@@ -358,3 +363,48 @@ async def test_async_vanished_peer_times_out(local_tailnet: LocalTailnet, tmp_pa
                 assert isinstance(info.value.__cause__, tailnet.ConnectionTimedOut)
     finally:
         end(peer)
+
+
+@pytest.mark.usefixtures("fast_keepalive")
+def test_a_slow_reader_is_not_a_vanished_peer(pair: Pair) -> None:
+    """A peer that stops reading for longer than the dead-peer bound, but answers, keeps its connection.
+
+    Its window is closed, so the sender probes it and it acknowledges the
+    probes: it is there, only busy (a loaded machine, a slow consumer).
+    With keepalive made short (1 s + 4 x 1 s), ten seconds of not reading
+    must cut nothing.
+    """
+    dialed, accepted = accept_pair(pair, 7008)
+    size = 32 << 20  # more than every buffer on the way holds
+    data = os.urandom(size)
+    errors: list[OSError] = []
+
+    def send() -> None:
+        try:
+            dialed.sendall(data)
+        except OSError as exc:
+            errors.append(exc)
+
+    writer = threading.Thread(target=send)
+    with dialed, accepted:
+        writer.start()
+        wait_readable(accepted)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the reader is busy elsewhere: it reads nothing
+            assert errors == []
+            assert writer.is_alive(), "the sender finished: the buffers hold it all, make it bigger"
+            writer.join(0.5)
+        received = recv_all_exactly(accepted, size)
+        writer.join(60)
+    assert errors == []
+    assert received == data
+
+
+def recv_all_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks: list[bytes] = []
+    while size > 0:
+        chunk = sock.recv(min(size, 1 << 20))
+        assert chunk, "end-of-file before all the data"
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
