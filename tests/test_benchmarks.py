@@ -25,14 +25,16 @@ def test_percentile_is_nearest_rank_like_the_go_side() -> None:
     assert percentile_us([], 50) == 0.0
 
 
-@pytest.mark.timeout(900)  # the first run builds the Go benchmark program twice (with and without GRO)
+# A hang guard: the first run builds the Go benchmark program twice (with and
+# without GRO), minutes on a busy machine.
+@pytest.mark.timeout(3600)
 def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=850,
+        timeout=3500,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
