@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -22,7 +23,8 @@ import (
 // clean end, the caller reads EOF).
 type pairEnd struct {
 	*os.File
-	raw syscall.RawConn
+	raw      syscall.RawConn
+	inFlight atomic.Int64 // bytes copyTo has taken off the queue and not yet written
 }
 
 // newPairEnd makes a connection's socketpair: ours, and the caller's
@@ -55,11 +57,12 @@ func newPairEnd() (*pairEnd, int, error) {
 // copyTo writes what the caller sends to w until the caller's EOF, or,
 // once draining reports true, until nothing more is queued. It returns nil
 // then; an error of w's from remoteSideError, of ours from callerSideError.
+// buf is the copy buffer.
 func (p *pairEnd) copyTo(w io.Writer, buf []byte, draining func() bool) error {
 	for {
-		n, err := p.peekWait(buf)
+		data, err := p.takeWait(buf)
 		if errors.Is(err, os.ErrDeadlineExceeded) && draining() {
-			n, err = p.peekNow(buf)
+			data, err = p.takeNow(buf)
 			if errors.Is(err, unix.EAGAIN) {
 				return nil // all the caller had written is out
 			}
@@ -67,48 +70,37 @@ func (p *pairEnd) copyTo(w io.Writer, buf []byte, draining func() bool) error {
 		if err != nil {
 			return callerSideError(err)
 		}
-		if n == 0 {
+		if len(data) == 0 {
 			return nil
 		}
-		if _, err := w.Write(buf[:n]); err != nil {
+		p.inFlight.Store(int64(len(data)))
+		if _, err := w.Write(data); err != nil {
 			return remoteSideError(err)
 		}
-		if err := p.consume(buf, n); err != nil {
-			return callerSideError(err)
-		}
+		p.inFlight.Store(0)
 	}
 }
 
-// peekWait waits for data from the caller and copies it into buf (without
-// taking it off the queue: see consume). 0 bytes is the caller's EOF.
-func (p *pairEnd) peekWait(buf []byte) (n int, err error) {
+// takeWait waits for data from the caller and takes it off the queue (see
+// take). No data is the caller's EOF.
+func (p *pairEnd) takeWait(buf []byte) (data []byte, err error) {
 	rerr := p.raw.Read(func(fd uintptr) bool {
-		n, err = peek(int(fd), buf)
+		data, err = take(int(fd), buf)
 		return err != unix.EAGAIN
 	})
 	if rerr != nil {
-		return 0, rerr
+		return nil, rerr
 	}
-	return n, err
+	return data, err
 }
 
-// peekNow is peekWait without the wait: EAGAIN if nothing is queued.
-func (p *pairEnd) peekNow(buf []byte) (n int, err error) {
-	cerr := p.raw.Control(func(fd uintptr) { n, err = peek(int(fd), buf) })
+// takeNow is takeWait without the wait: EAGAIN if nothing is queued.
+func (p *pairEnd) takeNow(buf []byte) (data []byte, err error) {
+	cerr := p.raw.Control(func(fd uintptr) { data, err = take(int(fd), buf) })
 	if cerr != nil {
-		return 0, cerr
+		return nil, cerr
 	}
-	return n, err
-}
-
-// consume takes n bytes that peek returned off the queue.
-func (p *pairEnd) consume(buf []byte, n int) error {
-	var err error
-	cerr := p.raw.Control(func(fd uintptr) { err = discard(int(fd), buf, n) })
-	if cerr != nil {
-		return cerr
-	}
-	return err
+	return data, err
 }
 
 // release reads whatever is left, the held byte included, so that closing
@@ -124,7 +116,8 @@ func (p *pairEnd) release() {
 	})
 }
 
-// pending is how many bytes the caller wrote that were not sent on yet.
+// pending is how many bytes the caller wrote that were not handed to the
+// netstack yet.
 func (p *pairEnd) pending() int64 {
 	var n int
 	_ = p.raw.Control(func(fd uintptr) {
@@ -132,7 +125,7 @@ func (p *pairEnd) pending() int64 {
 			n = v
 		}
 	})
-	return max(int64(n-heldBytes), 0)
+	return max(int64(n-heldBytes), 0) + p.inFlight.Load()
 }
 
 // CloseWrite half-closes: the caller reads EOF and can still write.

@@ -16,10 +16,10 @@ const inqIoctl = unix.SIOCINQ
 
 // holdByte puts the held byte at the front of our receive queue (writing
 // it from the caller's end before the caller has it) and makes every peek
-// start after it (SO_PEEK_OFF 1). From then on the copier reads by peeking
-// and takes bytes off the queue only after they are sent on, always one
-// fewer than it peeked (consume): the byte left at the front is one that
-// was sent already, and the queue is never empty. Closing ours therefore
+// start after it (SO_PEEK_OFF 1). From then on the copier reads by
+// peeking and then takes off the queue one byte fewer than it peeked
+// (take): the byte left at the front is one already taken for sending,
+// and the queue is never empty. Closing ours therefore
 // always leaves unread data behind, which Linux reports to the caller as
 // ECONNRESET (net/unix/af_unix.c, unix_release_sock), whatever the caller
 // did meanwhile, a half-close included; release empties the queue first
@@ -34,6 +34,32 @@ func holdByte(mine, theirs int) error {
 	return nil
 }
 
+// take moves the caller's next data into buf and returns it. It peeks past
+// the held byte into buf[1:], so the n bytes land in buf[1:n+1]; then it
+// takes n bytes off the queue into buf[:n]: the held byte and the first
+// n-1 it peeked, the same bytes again shifted by one, so buf[1:n+1] is
+// unchanged. The last byte peeked stays at the front of the queue as the
+// new held byte (already taken for sending), and the peek offset moves
+// back by n with the bytes taken. No data (and no error) is the caller's
+// EOF; EAGAIN means nothing is queued.
+func take(fd int, buf []byte) ([]byte, error) {
+	n, err := peek(fd, buf[1:])
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	for taken := 0; taken < n; {
+		k, err := unix.Read(fd, buf[taken:n])
+		if err != nil {
+			return nil, err
+		}
+		if k == 0 {
+			return nil, fmt.Errorf("socketpair: %d bytes vanished from the queue", n-taken)
+		}
+		taken += k
+	}
+	return buf[1 : n+1], nil
+}
+
 // peek copies queued data after the peek offset into buf without taking it
 // off the queue, and moves the offset past it.
 func peek(fd int, buf []byte) (int, error) {
@@ -46,22 +72,4 @@ func peek(fd int, buf []byte) (int, error) {
 		return 0, errno
 	}
 	return int(n), nil
-}
-
-// discard takes n bytes off the front of the queue (using buf as scratch):
-// the held byte and the first n-1 bytes of the n just peeked and sent, so
-// the last of them becomes the held byte. The peek offset moves back by n
-// with them.
-func discard(fd int, buf []byte, n int) error {
-	for n > 0 {
-		k, err := unix.Read(fd, buf[:n])
-		if err != nil {
-			return err
-		}
-		if k == 0 {
-			return fmt.Errorf("socketpair: %d bytes vanished from the queue", n)
-		}
-		n -= k
-	}
-	return nil
 }

@@ -9,19 +9,18 @@ import "golang.org/x/sys/unix"
 // caller as EOF (the caller can ask tailnet_conn_error; docs/reliability.md).
 const heldBytes = 0
 
-// inqIoctl asks how many bytes a socket's receive queue holds.
-const inqIoctl = unix.FIONREAD
+// inqIoctl asks how many bytes a socket's receive queue holds: FIONREAD,
+// _IOR('f', 127, int) on macOS and the BSDs (x/sys/unix does not name it).
+const inqIoctl = 0x4004667f
 
 func holdByte(mine, theirs int) error { return nil }
 
-// peek reads (takes) data: nothing is held here, so there is nothing to
-// peek past.
-func peek(fd int, buf []byte) (int, error) {
-	if len(buf) == 0 {
-		return 0, nil
+// take reads the caller's next data into buf: nothing is held here, so
+// there is nothing to peek past. No data is the caller's EOF.
+func take(fd int, buf []byte) ([]byte, error) {
+	n, err := unix.Read(fd, buf)
+	if err != nil || n <= 0 {
+		return nil, err
 	}
-	return unix.Read(fd, buf)
+	return buf[:n], nil
 }
-
-// discard has nothing to do: peek took the data already.
-func discard(fd int, buf []byte, n int) error { return nil }

@@ -28,7 +28,7 @@ func newTestPair(t *testing.T) (*pairEnd, *os.File) {
 func drainPair(t *testing.T, p *pairEnd, draining func() bool) (*bytes.Buffer, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := p.copyTo(&out, make([]byte, 7), draining) // a small buffer: many peeks and consumes
+	err := p.copyTo(&out, make([]byte, 7), draining) // a small buffer: many rounds
 	return &out, err
 }
 
