@@ -26,13 +26,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import aknows, knows, recv_all
+from harness.helpers import aknows, knows, recv_all
 
 import tailnet
 from tailnet.testing import LocalTailnet, set_knob
 
 Pair = tuple[tailnet.Server, tailnet.Server]
-NODE = str(Path(__file__).with_name("node_process.py"))
+NODE = str(Path(__file__).parent / "harness" / "node_process.py")
 
 
 def accept_pair(pair: Pair, port: int) -> tuple[socket.socket, socket.socket]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import go_counter, open_fds
+from harness.helpers import go_counter, open_fds
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -96,9 +96,9 @@ def test_bad_input_leaks_nothing(node: tailnet.Server) -> None:
 
 
 def test_c_api_rejects_null_and_unknown_handles() -> None:
-    from tailnet._library import ffi, lib
+    from tailnet._binding import library as binding
 
-    library = lib()
+    ffi, library = binding.ffi(), binding.lib()
     assert library.tailnet_new(ffi.NULL, ffi.NULL, 0) == library.TAILNET_ERR_INVALID
     assert library.tailnet_close(987654321, ffi.NULL, 0) == library.TAILNET_ERR_BAD_HANDLE
     assert library.tailnet_op_free(987654321) == library.TAILNET_ERR_BAD_HANDLE

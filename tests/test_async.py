@@ -6,13 +6,13 @@ import hashlib
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
 import pytest
 from anyio.abc import SocketAttribute, TaskGroup
-from conftest import eventually, go_counter, open_fds, settle_fds
+from harness.helpers import eventually, go_counter, open_fds, settle_fds
 
 import tailnet
 
@@ -134,13 +134,6 @@ async def test_1000_concurrent_connections_bounded_threads(
     assert intact == count, f"only {intact} of {count} echoes intact"
     # No thread per connection or per accept: the count stays near where it was.
     assert peak_threads < threads_before + 10, (threads_before, peak_threads)
-
-
-@pytest.fixture
-def silent_control() -> Iterator[str]:
-    listener = socket.create_server(("127.0.0.1", 0))
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
 
 
 async def test_cancel_pending_up(silent_control: str, tmp_path: Path, anyio_backend: str) -> None:

@@ -28,9 +28,9 @@ def test_missing_go_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
 
 def test_header_declarations_match_the_library() -> None:
     """Every function the cffi module declares exists in the loaded library."""
-    from tailnet._library import ffi, lib
+    from tailnet._binding import library as binding
 
-    library = lib()
+    ffi, library = binding.ffi(), binding.lib()
     names = [name for name in dir(library) if name.startswith("tailnet_")]
     assert len(names) >= 15
     for name in names:

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import httpx
 import pytest
-from conftest import LoopbackEcho, assert_echoes_intact
+from harness.helpers import LoopbackEcho, assert_echoes_intact
 
 import tailnet
 from tailnet.testing import LocalTailnet

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from conftest import EchoServer, assert_echoes_intact, recv_all
+from harness.helpers import EchoServer, assert_echoes_intact, recv_all
 
 import tailnet
 from tailnet.testing import LocalTailnet

@@ -20,13 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import eventually, sha256
-from send_and_exit import payload
+from harness.helpers import eventually, sha256
+from harness.send_and_exit import payload
 
 import tailnet
 from tailnet.testing import LocalTailnet
 
-SENDER = str(Path(__file__).with_name("send_and_exit.py"))
+SENDER = str(Path(__file__).parent / "harness" / "send_and_exit.py")
 SIZE = 4 << 20
 RUNS = 20
 #: Senders at once: each is a node joining the tailnet, which is most of a run's time.

@@ -26,11 +26,11 @@ def test_a_closed_local_tailnet_has_no_derp_map() -> None:
 
 
 def test_a_buffer_too_small_for_the_derp_map_is_an_error(local_tailnet: LocalTailnet) -> None:
-    from tailnet._errors import ErrorBuffer, raise_for_code
-    from tailnet._library import ffi, lib
+    from tailnet._binding import calls, library
 
-    out, err = ffi.new("char[]", 16), ErrorBuffer()
-    code = lib().tailnet_localnet_derp_map(local_tailnet._live(), out, 16, err.buf, err.size)
+    ffi = library.ffi()
+    out, err = ffi.new("char[]", 16), ffi.new("char[]", calls.ERRBUF_SIZE)
+    code = library.lib().tailnet_localnet_derp_map(local_tailnet._live(), out, 16, err, calls.ERRBUF_SIZE)
     with pytest.raises(tailnet.ConfigurationError, match="too small"):
-        raise_for_code(code, err.message())
+        calls.raise_for_code(code, ffi.string(err).decode())
     assert ffi.string(out) == b""  # nothing written, not a truncated map

@@ -1,7 +1,7 @@
 """Faults between hosts: paths cut, control down or restarted, peers killed, a bad network.
 
 Every node is a separate process in its own network namespace
-(tests/multihost.py); every transfer is checked byte for byte (SHA-256 of
+(tests/harness/multihost.py); every transfer is checked byte for byte (SHA-256 of
 what was sent against what came back).
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import eventually
-from multihost import ControlProcess, Host, Network, NodeProcess, available
+from harness.helpers import eventually
+from harness.multihost import ControlProcess, Host, Network, NodeProcess, available
 
 import tailnet
 

@@ -1,4 +1,4 @@
-"""tests/gotools.py: pinned versions, and a clear skip without Go."""
+"""tests/harness/gotools.py: pinned versions, and a clear skip without Go."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gotools
 import pytest
+from harness import gotools
 
 GO = gotools.go_binary()
 needs_go = pytest.mark.skipif(GO is None, reason="needs a Go toolchain")

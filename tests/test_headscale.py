@@ -1,6 +1,6 @@
 """tailnet nodes on a real headscale (the self-hosted control server).
 
-headscale is built (once, cached: tests/gotools.py) at the release pinned
+headscale is built (once, cached: tests/harness/gotools.py) at the release pinned
 there and runs on 127.0.0.1 with SQLite; its DERP map is the local
 tailnet's relay (LocalTailnet.derp_map), so nothing is fetched from
 anywhere. Users and pre-auth keys come from its own CLI.
@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import gotools
 import pytest
-from conftest import EchoServer, assert_echoes_intact, eventually
-from headscale import Headscale
+from harness import gotools
+from harness.headscale import Headscale
+from harness.helpers import EchoServer, assert_echoes_intact, eventually
 
 import tailnet
 from tailnet.testing import QUIET_ENVIRONMENT, LocalTailnet
@@ -26,7 +26,7 @@ from tailnet.testing import QUIET_ENVIRONMENT, LocalTailnet
 # cold): the per-test timeout covers the test, not that one-off build.
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(300, func_only=True)]
 
-NODE = str(Path(__file__).with_name("node_process.py"))
+NODE = str(Path(__file__).parent / "harness" / "node_process.py")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import anyio
 import httpx
 import pytest
 import requests
-from http_helpers import InspectService
+from harness.http_helpers import InspectService
 
 import tailnet
 from tailnet.requests import TailnetAdapter

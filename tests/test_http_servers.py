@@ -20,8 +20,8 @@ import anyio
 import httpx
 import pytest
 import requests
-from conftest import eventually
-from http_helpers import make_certificate
+from harness.helpers import eventually
+from harness.http_helpers import make_certificate
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response

@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import EchoServer, eventually, go_counter, open_fds, settle_fds
+from harness.helpers import EchoServer, eventually, go_counter, open_fds, settle_fds
 
 import tailnet
 from tailnet.testing import LocalTailnet
-
-
-@pytest.fixture
-def silent_control() -> Iterator[str]:
-    """A control URL whose server accepts connections and never answers."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def hold() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=hold, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    listener.close()
 
 
 def test_close_cancels_pending_up(silent_control: str, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 import pytest
-from conftest import aknows, go_counter
+from harness.helpers import aknows, go_counter
 
 import tailnet
 from tailnet.testing import LocalTailnet

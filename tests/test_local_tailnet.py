@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import EchoServer, eventually, knows
+from harness.helpers import EchoServer, eventually, knows
 
 import tailnet
 from tailnet.testing import DEBUG_COUNTERS, LocalTailnet, debug_counter

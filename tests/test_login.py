@@ -16,7 +16,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import eventually
+from harness.helpers import eventually
 
 import tailnet
 from tailnet.testing import LocalTailnet

@@ -9,7 +9,7 @@ from base64 import b64encode
 from collections.abc import Callable
 
 import pytest
-from conftest import EchoServer, eventually
+from harness.helpers import EchoServer, eventually
 
 import tailnet
 from tailnet.testing import LocalTailnet

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 import pytest
 from anyio.abc import SocketAttribute
-from conftest import aknows, go_counter, node_name_base, open_fds
+from harness.helpers import aknows, go_counter, node_name_base, open_fds
 
 import tailnet
 from tailnet.testing import LocalTailnet

@@ -8,13 +8,11 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 
 import pytest
-from conftest import eventually, go_counter, knows, open_fds, settle_fds
+from harness.helpers import eventually, go_counter, knows, open_fds, settle_fds
 
 import tailnet
-from tailnet._core import read_text
-from tailnet._library import ffi, lib
-from tailnet._node_core import begin_status
-from tailnet._wait import wait_readable
+from tailnet._binding import calls, library
+from tailnet._waiting_sync import wait_readable
 from tailnet.testing import LocalTailnet
 
 Node = Callable[..., tailnet.Server]
@@ -299,19 +297,20 @@ def test_status_works_before_up(local_tailnet: LocalTailnet) -> None:
 
 def test_long_results_are_never_truncated(tailnet_node: Node) -> None:
     a = tailnet_node("long-a")
-    pending = begin_status(a._node, 30)
+    pending = a._node.begin_status(30)
     try:
         wait_readable(pending.op.wait_fd, 30)
         pending.op.result()
         whole = pending.op.text()
         assert len(whole) > 64
         # A tiny first buffer: the size is reported, nothing partial is returned.
+        ffi = library.ffi()
         buf, needed = ffi.new("char[]", 16), ffi.new("size_t *")
-        assert lib().tailnet_op_text(pending.op._handle, buf, 16, needed) == 0
+        assert library.lib().tailnet_op_text(pending.op._handle, buf, 16, needed) == 0
         assert needed[0] == len(whole.encode()) + 1
         assert ffi.string(buf) == b""
-        # read_text retries with the size asked for.
-        again = read_text(lambda b, n, need: lib().tailnet_op_text(pending.op._handle, b, n, need), size=8)
+        # The binding's op_text asks again with the size reported.
+        again = calls.op_text(pending.op._handle)
         assert again == whole
         assert tailnet.Status is type(pending.parse(again))
     finally:

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from conftest import EchoServer, assert_echoes_intact, go_counter
+from harness.helpers import EchoServer, assert_echoes_intact, go_counter
 
 import tailnet
-from tailnet._core import Operation
-from tailnet._errors import ErrorBuffer, raise_for_code
-from tailnet._library import ffi, lib
-from tailnet._wait import wait_readable
+from tailnet._binding import calls
+from tailnet._node import Operation
+from tailnet._waiting_sync import wait_readable
 
 
 def panic(server: tailnet.Server | None, where: str) -> Operation:
     """Call tailnet_debug_panic; raise what it reports, or return its operation."""
-    op, wait_fd, err = ffi.new("int64_t *"), ffi.new("int *"), ErrorBuffer()
-    handle = server._node._handle if server is not None else 0
-    code = lib().tailnet_debug_panic(handle, where.encode(), op, wait_fd, err.buf, err.size)
-    raise_for_code(code, err.message())
-    return Operation(op[0], wait_fd[0])
+    handles = calls.debug_panic(server._node.handle if server is not None else 0, where.encode())
+    assert handles is not None
+    return Operation(handles)
 
 
 def test_panic_in_a_call_is_an_internal_error() -> None:

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import assert_echoes_intact
+from harness.helpers import assert_echoes_intact
 
 import tailnet
 from tailnet.testing import LocalTailnet
 
-NODE = str(Path(__file__).with_name("node_process.py"))
+NODE = str(Path(__file__).parent / "harness" / "node_process.py")
 
 
 def spawn(

@@ -1,44 +1,16 @@
 """Nodes on the local tailnet send nothing off this machine: no log upload,
 no port-mapping probes, no DNS. scripts/in-netns routes every non-local
-packet to the veth end tn1, which this test watches with a raw socket."""
+packet to the veth end tn1, which this test watches with a raw socket
+(harness.quiet)."""
 
 from __future__ import annotations
 
-import ipaddress
 import select
 import socket
 
-import pytest
+from harness.quiet import ETH_P_ALL, in_test_netns, stray_packets
 
 from tailnet.testing import LocalTailnet
-
-ETH_P_ALL = 0x0003
-in_test_netns = pytest.mark.skipif(
-    "tn1" not in {name for _, name in socket.if_nameindex()}, reason="needs scripts/in-netns"
-)
-ICMPV6 = 58
-HOP_BY_HOP = 0
-
-
-def hop_by_hop_next(frame: bytes) -> int | None:
-    """The header after an IPv6 hop-by-hop header: ICMPv6 for the MLD reports the
-    kernel sends in a new namespace's first seconds (link-local, like neighbour discovery)."""
-    return frame[54] if frame[20] == HOP_BY_HOP and len(frame) > 54 else None
-
-
-def stray_packets(sock: socket.socket) -> list[str]:
-    """Describe captured IP packets (IPv6 neighbour discovery and MLD aside)."""
-    found: list[str] = []
-    while True:
-        try:
-            frame = sock.recv(65535)
-        except BlockingIOError:
-            return found
-        ethertype = int.from_bytes(frame[12:14], "big")
-        if ethertype == 0x0800:
-            found.append(f"IPv4 to {ipaddress.IPv4Address(frame[30:34])} proto {frame[23]}")
-        elif ethertype == 0x86DD and ICMPV6 not in (frame[20], hop_by_hop_next(frame)):
-            found.append(f"IPv6 to {ipaddress.IPv6Address(frame[38:54])} next header {frame[20]}")
 
 
 @in_test_netns

@@ -13,7 +13,7 @@ import pytest
 from anyio.abc import SocketAttribute
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSStream
-from conftest import eventually, go_counter, open_fds, settle_fds
+from harness.helpers import eventually, go_counter, open_fds, settle_fds
 
 import tailnet
 from tailnet.testing import LocalTailnet

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import (
+from harness.helpers import (
     EchoServer,
     assert_echoes_intact,
     eventually,

@@ -1,6 +1,6 @@
 """Interop with a real tailscaled on the local tailnet.
 
-tailscaled and the tailscale CLI are built (once, cached: tests/gotools.py)
+tailscaled and the tailscale CLI are built (once, cached: tests/harness/gotools.py)
 from the tailscale.com release our library embeds, and run as a separate
 process with userspace networking, logged in with ``tailscale up
 --login-server=<local control> --authkey=...``. Then both directions:
@@ -18,11 +18,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import gotools
 import pytest
-from conftest import LoopbackEcho, assert_echoes_intact, eventually, sha256
-from tailscaled import Tailscaled, poll
-from test_quiet import ETH_P_ALL, in_test_netns, stray_packets
+from harness import gotools
+from harness.helpers import LoopbackEcho, assert_echoes_intact, eventually, sha256
+from harness.quiet import ETH_P_ALL, in_test_netns, stray_packets
+from harness.tailscaled import Tailscaled, poll
 
 import tailnet
 from tailnet.testing import LocalTailnet

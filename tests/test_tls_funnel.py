@@ -20,12 +20,11 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from conftest import eventually, go_counter, recv_all
-from test_quiet import in_test_netns, stray_packets
+from harness.helpers import eventually, go_counter, recv_all
+from harness.quiet import in_test_netns, stray_packets
 
 import tailnet
-from tailnet._services import begin_listen_tls
-from tailnet._wait import wait_readable
+from tailnet._waiting_sync import wait_readable
 from tailnet.testing import LocalTailnet
 
 Pair = tuple[tailnet.Server, tailnet.Server]
@@ -290,7 +289,7 @@ def test_uncollected_listen_tls_result_closes_its_listener(pair: Pair, local_tai
     _, b = pair
     local_tailnet.install_certificate(b)
     handles = go_counter("handles")
-    op = begin_listen_tls(b._node, "tcp", ":443", 60)
+    op = b._node.begin_listen_tls("tcp", ":443", 60)
     wait_readable(op.wait_fd, 60)
     op.free()  # finished, never collected
     eventually(lambda: go_counter("handles") == handles)

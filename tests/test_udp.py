@@ -9,8 +9,8 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import eventually, go_counter, open_fds, settle_fds
-from udp_helpers import SIZES_V4, SIZES_V6, UDPEcho, exchange, payloads, wait_until_blocked
+from harness.helpers import eventually, go_counter, open_fds, settle_fds
+from harness.udp_helpers import SIZES_V4, SIZES_V6, UDPEcho, exchange, payloads, wait_until_blocked
 
 import tailnet
 from tailnet import MAX_DATAGRAM, MAX_DATAGRAM6
@@ -357,7 +357,7 @@ def test_no_leaks(pair: Pair, echo: UDPEcho) -> None:
 
 
 def test_c_constants_match() -> None:
-    from tailnet._library import lib
+    from tailnet._binding.library import lib
 
     assert lib().TAILNET_MAX_DATAGRAM == MAX_DATAGRAM
     assert lib().TAILNET_MAX_DATAGRAM6 == MAX_DATAGRAM6

@@ -10,8 +10,8 @@ import anyio
 import anyio.abc
 import pytest
 from anyio.abc import SocketAttribute
-from conftest import eventually, go_counter, open_fds, settle_fds
-from udp_helpers import SIZES_V4, SIZES_V6, payloads
+from harness.helpers import eventually, go_counter, open_fds, settle_fds
+from harness.udp_helpers import SIZES_V4, SIZES_V6, payloads
 
 import tailnet
 from tailnet import MAX_DATAGRAM, MAX_DATAGRAM6

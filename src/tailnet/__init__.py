@@ -7,15 +7,18 @@ dial with real sockets; no ``tailscaled``, no TUN device, no root::
         ln = ts.listen("tcp", ":8080")
         conn, peer = ln.accept()
 
+The async API (:class:`AsyncServer`, on asyncio and trio) is imported on
+first use, so a program using only the blocking API never imports anyio.
 See :mod:`tailnet.testing` for a local tailnet to test against offline.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._addresses import Address, IPAddress
-from ._async import AsyncListener, AsyncServer
 from ._datagram import MAX_DATAGRAM, MAX_DATAGRAM6
-from ._datagram_async import AsyncConnectedDatagramSocket, AsyncDatagramSocket
 from ._datagram_sync import DatagramSocket, TailnetDatagramSocket
 from ._exceptions import (
     AddressInUseError,
@@ -40,13 +43,12 @@ from ._exceptions import (
     TailnetTimeout,
     UnsupportedError,
 )
-from ._localapi import AsyncLocalAPIClient, LocalAPIClient, LocalAPIResponse
-from ._node_async import AsyncWatcher
-from ._node_info import (
+from ._info import (
     BackendError,
     BackendState,
     ConnectionPath,
     LoginRequired,
+    Loopback,
     NodeInfo,
     PeerIdentity,
     PeerStatus,
@@ -57,13 +59,45 @@ from ._node_info import (
     UserProfile,
     WatchEvent,
 )
-from ._node_sync import Watcher
-from ._services import Loopback
-from ._socket import TailnetSocket
-from ._stream import TailnetStream
-from ._sync import Listener, Server
+from ._localapi import LocalAPIResponse
+from ._localapi_sync import LocalAPIClient
+from ._server_sync import Listener, Server
+from ._stream_sync import TailnetSocket
+from ._version import __version__
+from ._watch_sync import Watcher
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from ._datagram_async import AsyncConnectedDatagramSocket, AsyncDatagramSocket
+    from ._localapi_async import AsyncLocalAPIClient
+    from ._server_async import AsyncListener, AsyncServer
+    from ._stream_async import TailnetStream
+    from ._watch_async import AsyncWatcher
+
+#: The async API's names, and the module each comes from (imported on first use).
+_ASYNC = {
+    "AsyncConnectedDatagramSocket": "._datagram_async",
+    "AsyncDatagramSocket": "._datagram_async",
+    "AsyncListener": "._server_async",
+    "AsyncLocalAPIClient": "._localapi_async",
+    "AsyncServer": "._server_async",
+    "AsyncWatcher": "._watch_async",
+    "TailnetStream": "._stream_async",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the async API when one of its names is first used (PEP 562)."""
+    module = _ASYNC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "MAX_DATAGRAM",

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import struct
 from typing import Literal
 
-from ._addresses import Address, IPAddress, parse_hostport
-from ._exceptions import ClosedError, ConfigurationError, DatagramTooLarge, InternalError
-from ._library import lib
+from ._addresses import Address, IPAddress
+from ._binding import calls, formats
+from ._exceptions import ClosedError, ConfigurationError, DatagramTooLarge
 
 __all__ = [
     "CREDENTIALS_SPACE",
@@ -38,9 +37,7 @@ __all__ = [
     "StreamNetwork",
     "check_not_end",
     "check_payload",
-    "decode",
     "family_of",
-    "header",
     "is_datagram_network",
     "parse_destination",
     "receive_connected_nowait",
@@ -60,9 +57,7 @@ DATAGRAM_NETWORKS = frozenset({"udp", "udp4", "udp6"})
 StreamNetwork = Literal["tcp", "tcp4", "tcp6"]
 DatagramNetwork = Literal["udp", "udp4", "udp6"]
 
-_HEADER_MAX = 1 + 16 + 2
-_RECEIVE_SIZE = _HEADER_MAX + MAX_DATAGRAM
-_PORT = struct.Struct(">H")
+_RECEIVE_SIZE = formats.HEADER_MAX + MAX_DATAGRAM
 #: Ancillary buffer for a connected socket's ``recvmsg``: room for the
 #: SCM_CREDENTIALS message (struct ucred: three 32-bit fields).
 CREDENTIALS_SPACE = socket.CMSG_SPACE(12)
@@ -70,8 +65,6 @@ _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
 #: The flags of every non-blocking send, as a plain int: OR-ing the enum
 #: members cost microseconds per datagram.
 _SEND_NOWAIT = int(socket.MSG_DONTWAIT | _SEND_FLAGS)
-#: How many source headers a socket remembers the decoded address of.
-_SOURCES_CACHED = 256
 _SERVER_CLOSED = "the tailnet server closed this socket"
 
 
@@ -147,32 +140,6 @@ def parse_destination(address: object) -> tuple[IPAddress, int]:
     return ip, port
 
 
-def header(ip: IPAddress, port: int) -> bytes:
-    """The address header of a packet-socket message to or from ``ip``:``port``."""
-    packed = ip.packed
-    return b"".join((bytes((len(packed),)), packed, _PORT.pack(port)))
-
-
-def decode(message: bytes, sources: dict[bytes, Address] | None = None) -> tuple[bytes, Address]:
-    """Split a packet-socket message into its payload and source ``(ip, port)``.
-
-    ``sources`` caches decoded headers (a peer sends many datagrams).
-    """
-    n = message[0] if message else 0
-    if n not in (4, 16) or len(message) < 1 + n + 2:
-        raise InternalError(f"malformed datagram header {message[:_HEADER_MAX]!r}")
-    head = message[: 1 + n + 2]
-    source = sources.get(head) if sources is not None else None
-    if source is None:
-        (port,) = _PORT.unpack_from(message, 1 + n)
-        source = (str(ipaddress.ip_address(message[1 : 1 + n])), port)
-        if sources is not None:
-            if len(sources) >= _SOURCES_CACHED:
-                sources.clear()
-            sources[head] = source
-    return message[1 + n + 2 :], source
-
-
 def _cache_key(address: object) -> object:
     """``address`` if it may be remembered as an already checked destination, else None.
 
@@ -225,7 +192,7 @@ class PacketCore:
         self._last: tuple[object, IPAddress, bytes] | None = None
         self._sources: dict[bytes, Address] = {}
         #: The bound tailnet addresses, IPv4 first.
-        self.addresses: tuple[Address, ...] = tuple(parse_hostport(a) for a in bound.split(",") if a)
+        self.addresses: tuple[Address, ...] = formats.parse_addresses(bound)
 
     @property
     def closed(self) -> bool:
@@ -252,7 +219,7 @@ class PacketCore:
             _, ip, head = last
         else:
             ip, port = self.destination(address)
-            head = header(ip, port)
+            head = formats.encode_header(ip, port)
             if key is not None:
                 self._last = (key, ip, head)
         size = check_payload(data, ip)
@@ -279,7 +246,7 @@ class PacketCore:
             raise self._closed_error(exc) from exc
         if not message:  # end-of-file: every datagram has a header
             raise self._closed_error(None)
-        return decode(message, self._sources)
+        return formats.decode_datagram(message, self._sources)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -299,5 +266,5 @@ class PacketCore:
         if self._closed:
             return
         self._closed = True
-        lib().tailnet_packet_close(self._handle)  # our end now reads end-of-file
+        calls.packet_close(self._handle)  # our end now reads end-of-file
         self.sock.close()

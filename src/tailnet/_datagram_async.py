@@ -10,45 +10,25 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
-from ._addresses import Address, format_address
+from ._addresses import Address
+from ._binding import formats
 from ._datagram import PacketCore, check_payload, family_of, receive_connected_nowait, send_nowait
 from ._exceptions import ClosedError
+from ._public import present, qualified_name
+from ._waiting_async import retry
 
 __all__ = ["AsyncConnectedDatagramSocket", "AsyncDatagramSocket"]
 
-T = TypeVar("T")
 
-
-async def _retry(
-    attempt: Callable[[], T],
-    wait: Callable[[socket.socket], Awaitable[None]],
-    sock: socket.socket,
-    closed: Callable[[], bool],
-) -> T:
-    """Run a non-blocking attempt until it does not raise BlockingIOError, waiting in the loop."""
-    while True:
-        try:
-            return attempt()
-        except BlockingIOError:
-            await wait(sock)
-        except ClosedError as exc:
-            if closed():
-                raise anyio.ClosedResourceError from exc
-            raise anyio.BrokenResourceError from exc
-        except OSError as exc:  # the descriptor went away under us
-            if closed():
-                raise anyio.ClosedResourceError from exc
-            raise
-
-
+@present
 class AsyncDatagramSocket(anyio.abc.UDPSocket):
     """A UDP socket on the tailnet; an :class:`anyio.abc.UDPSocket`.
 
@@ -80,7 +60,7 @@ class AsyncDatagramSocket(anyio.abc.UDPSocket):
         """Wait for one datagram; returns ``(data, (ip, port))`` of its sender."""
         with self._receive_guard:
             await anyio.lowlevel.checkpoint()
-            return await _retry(self._core.receive, anyio.wait_readable, self._core.sock, self._closed)
+            return await retry(self._core.receive, self._core.sock, self._closed)
 
     async def send(self, item: tuple[bytes, tuple[str, int]]) -> None:
         """Send ``(data, (ip, port))`` as one datagram.
@@ -93,9 +73,7 @@ class AsyncDatagramSocket(anyio.abc.UDPSocket):
         data, address = item
         with self._send_guard:
             await anyio.lowlevel.checkpoint()
-            await _retry(
-                lambda: self._core.send(data, address), anyio.wait_writable, self._core.sock, self._closed
-            )
+            await retry(lambda: self._core.send(data, address), self._core.sock, self._closed, writable=True)
 
     async def aclose(self) -> None:
         """Close the socket; a pending :meth:`receive` raises ClosedResourceError."""
@@ -117,10 +95,11 @@ class AsyncDatagramSocket(anyio.abc.UDPSocket):
 
     def __repr__(self) -> str:
         state = "closed" if self._core.closed else "open"
-        bound = ",".join(format_address(a) for a in self.addresses)
-        return f"<tailnet.AsyncDatagramSocket {bound} {state}>"
+        bound = ",".join(formats.format_address(a) for a in self.addresses)
+        return f"<{qualified_name(self)} {bound} {state}>"
 
 
+@present
 class AsyncConnectedDatagramSocket(anyio.abc.ConnectedUDPSocket):
     """A connected UDP socket on the tailnet; an :class:`anyio.abc.ConnectedUDPSocket`.
 
@@ -164,14 +143,14 @@ class AsyncConnectedDatagramSocket(anyio.abc.ConnectedUDPSocket):
         """Wait for one datagram from the peer."""
         with self._receive_guard:
             await anyio.lowlevel.checkpoint()
-            return await _retry(self._receive_nowait, anyio.wait_readable, self._sock, self._closed)
+            return await retry(self._receive_nowait, self._sock, self._closed)
 
     async def send(self, item: bytes) -> None:
         """Send ``item`` as one datagram; DatagramTooLarge beyond the tailnet's limit."""
         check_payload(item, self._peer_ip)
         with self._send_guard:
             await anyio.lowlevel.checkpoint()
-            await _retry(lambda: self._send_nowait(item), anyio.wait_writable, self._sock, self._closed)
+            await retry(lambda: self._send_nowait(item), self._sock, self._closed, writable=True)
 
     async def aclose(self) -> None:
         """Close the socket; a pending :meth:`receive` raises ClosedResourceError."""
@@ -194,4 +173,4 @@ class AsyncConnectedDatagramSocket(anyio.abc.ConnectedUDPSocket):
         }
 
     def __repr__(self) -> str:
-        return f"<tailnet.AsyncConnectedDatagramSocket local={self._local} peer={self._peer}>"
+        return f"<{qualified_name(self)} local={self._local} peer={self._peer}>"

@@ -5,22 +5,20 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from ._addresses import Address, format_address
-from ._core import timeout_ms
+from ._addresses import Address
+from ._binding import formats
 from ._datagram import CREDENTIALS_SPACE, PacketCore, check_not_end, check_payload
-from ._exceptions import ClosedError, ConfigurationError
-from ._socket import TailnetAddressedSocket
-from ._wait import wait_readable, wait_socket, wait_writable
+from ._exceptions import ConfigurationError
+from ._public import present, qualified_name
+from ._stream_sync import TailnetAddressedSocket
+from ._waiting_sync import retry
 
 __all__ = ["DatagramSocket", "TailnetDatagramSocket"]
 
-T = TypeVar("T")
 
-
+@present
 class DatagramSocket:
     """A UDP socket on the tailnet, bound to this node; returned by ``Server.listen_packet``.
 
@@ -51,7 +49,7 @@ class DatagramSocket:
 
     def settimeout(self, timeout: float | None) -> None:
         """Seconds :meth:`recvfrom` and :meth:`sendto` may wait (None: forever)."""
-        timeout_ms(timeout)  # validate
+        formats.timeout_ms(timeout)  # validate
         self._timeout = timeout
 
     def gettimeout(self) -> float | None:
@@ -67,7 +65,8 @@ class DatagramSocket:
         not an IP of a family this socket has, and
         :class:`~tailnet.ClosedError` once the socket or server is closed.
         """
-        return self._blocking(lambda: self._core.send(data, address), wait_writable, "sendto")
+        core = self._core
+        return retry(lambda: core.send(data, address), core.sock, self._timeout, "sendto", writable=True)
 
     def recvfrom(self, bufsize: int) -> tuple[bytes, Address]:
         """Wait for one datagram; returns ``(data, (ip, port))`` of its sender.
@@ -81,20 +80,8 @@ class DatagramSocket:
             raise TypeError(f"bufsize must be an int, not {type(bufsize).__name__}")
         if bufsize < 0:
             raise ConfigurationError(f"bufsize must be >= 0, not {bufsize}")
-        data, sender = self._blocking(self._core.receive, wait_readable, "recvfrom")
+        data, sender = retry(self._core.receive, self._core.sock, self._timeout, "recvfrom")
         return data[:bufsize], sender
-
-    def _blocking(
-        self, attempt: Callable[[], T], wait: Callable[[int, float | None, str], None], what: str
-    ) -> T:
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        while True:
-            try:
-                return attempt()
-            except BlockingIOError:
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if not wait_socket(self._core.sock, remaining, what, writable=wait is wait_writable):
-                    raise ClosedError("the socket is closed") from None  # by another thread
 
     def fileno(self) -> int:
         """A descriptor that is readable when :meth:`recvfrom` will not block (selectors)."""
@@ -112,10 +99,11 @@ class DatagramSocket:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        bound = ",".join(format_address(a) for a in self.addresses)
-        return f"<tailnet.DatagramSocket {bound} {state}>"
+        bound = ",".join(formats.format_address(a) for a in self.addresses)
+        return f"<{qualified_name(self)} {bound} {state}>"
 
 
+@present
 class TailnetDatagramSocket(TailnetAddressedSocket):
     """A connected UDP socket on the tailnet: a real :class:`socket.socket`.
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 
+from ._public import present
+
 __all__ = [
     "AddressInUseError",
     "AuthenticationError",
@@ -192,3 +194,7 @@ class InsecureStateDirWarning(UserWarning):
     not an error, so that a deliberate setup keeps working; turn it into an
     error with ``warnings.simplefilter("error", InsecureStateDirWarning)``.)
     """
+
+
+for _name in __all__:
+    present(globals()[_name])

@@ -1,4 +1,4 @@
-"""A small LocalAPI client: HTTP/1.1 to the node's loopback server, stdlib only.
+"""The LocalAPI exchange both clients share: HTTP/1.1 to the node's loopback server, stdlib only.
 
 tsnet serves the LocalAPI (what the ``tailscale`` CLI talks to) on its
 loopback port: every request needs the loopback's LocalAPI credential as
@@ -6,8 +6,9 @@ HTTP basic auth and the header ``Sec-Tailscale: localapi``. One request
 per connection (``Connection: close``), so a response is everything read
 until EOF; that excludes streaming endpoints such as ``watch-ipn-bus``.
 
-Building the request and parsing the response are shared (sans-IO,
-:class:`_Exchange`); the sync and async clients only move the bytes.
+Building the request and parsing the response live here (sans-IO,
+:class:`Exchange`); the clients of :mod:`tailnet._localapi_sync` and
+:mod:`tailnet._localapi_async` only move the bytes.
 """
 
 from __future__ import annotations
@@ -18,17 +19,14 @@ import json
 import math
 import re
 import socket
-import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import anyio
-
-from ._core import Node
 from ._exceptions import ConfigurationError, LocalAPIError, TailnetTimeout
-from ._services import Loopback
+from ._info import Loopback
+from ._public import present
 
-__all__ = ["AsyncLocalAPIClient", "LocalAPIClient", "LocalAPIResponse"]
+__all__ = ["Body", "Exchange", "LocalAPIResponse", "check_timeout", "grow"]
 
 #: Largest response read (a full status of a big tailnet is a few MB).
 _MAX_RESPONSE = 64 << 20
@@ -39,6 +37,7 @@ _PATH = re.compile(r"/[!-~]*")
 Body = bytes | str | dict[str, Any] | list[Any] | None
 
 
+@present
 @dataclass(frozen=True)
 class LocalAPIResponse:
     """A LocalAPI response whose status was below 400."""
@@ -81,7 +80,7 @@ class _RecordedResponse:
         return io.BytesIO(self._data)
 
 
-class _Exchange:
+class Exchange:
     """One request to the LocalAPI: its bytes, and the parsing of its response."""
 
     def __init__(self, loopback: Loopback, method: str, path: str, body: Body) -> None:
@@ -142,7 +141,8 @@ class _Exchange:
         return TailnetTimeout(f"LocalAPI {self.method} {self.path} timed out after {timeout} s")
 
 
-def _check_timeout(timeout: float | None) -> None:
+def check_timeout(timeout: float | None) -> None:
+    """Check a request's timeout argument (seconds or None)."""
     if timeout is None:
         return
     if isinstance(timeout, bool) or not isinstance(timeout, int | float):
@@ -151,121 +151,10 @@ def _check_timeout(timeout: float | None) -> None:
         raise ConfigurationError(f"timeout must be >= 0 seconds or None, not {timeout}")
 
 
-def _grow(received: bytearray, chunk: bytes, exchange: _Exchange) -> None:
+def grow(received: bytearray, chunk: bytes, exchange: Exchange) -> None:
+    """Append a chunk of the response, refusing one larger than any LocalAPI answer."""
     received += chunk
     if len(received) > _MAX_RESPONSE:
         raise LocalAPIError(
             0, f"LocalAPI {exchange.method} {exchange.path}: response over {_MAX_RESPONSE} bytes"
         )
-
-
-class LocalAPIClient:
-    """A LocalAPI client for one node; returned by :meth:`tailnet.Server.local_api`.
-
-    ``get``/``post`` return the decoded JSON; ``request`` the whole
-    :class:`LocalAPIResponse`. A status >= 400 raises
-    :class:`~tailnet.LocalAPIError`. Each call is one short blocking TCP
-    exchange with 127.0.0.1 (interruptible by Ctrl-C). Paths are the
-    LocalAPI's, e.g. ``"/localapi/v0/status"``.
-    """
-
-    def __init__(self, node: Node, loopback: Loopback) -> None:
-        self._node = node
-        self._loopback = loopback
-
-    def request(
-        self, method: str, path: str, body: Body = None, *, timeout: float | None = None
-    ) -> LocalAPIResponse:
-        """Send one request; ``body`` is bytes, text, or a dict/list sent as JSON."""
-        exchange = _Exchange(self._loopback, method, path, body)
-        _check_timeout(timeout)
-        self._node._check_open()
-        return exchange.response(self._exchange(exchange, timeout))
-
-    def get(self, path: str, *, timeout: float | None = None) -> Any:
-        """GET ``path`` and decode the JSON response."""
-        return self.request("GET", path, timeout=timeout).json()
-
-    def post(self, path: str, body: Body = None, *, timeout: float | None = None) -> Any:
-        """POST ``body`` to ``path`` and decode the JSON response (None if empty)."""
-        return self.request("POST", path, body, timeout=timeout).json()
-
-    def _exchange(self, exchange: _Exchange, timeout: float | None) -> bytes:
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def remaining() -> float | None:
-            return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-        received = bytearray()
-        try:
-            with socket.create_connection(self._loopback.address, timeout=remaining()) as sock:
-                sock.settimeout(remaining())
-                sock.sendall(exchange.data)
-                while True:
-                    sock.settimeout(remaining())
-                    chunk = sock.recv(1 << 16)
-                    if not chunk:
-                        return bytes(received)
-                    _grow(received, chunk, exchange)
-        except LocalAPIError:
-            raise
-        except TimeoutError:
-            raise exchange.timed_out(timeout) from None
-        except OSError as exc:
-            raise exchange.unreachable(exc) from None
-
-    def __repr__(self) -> str:
-        host, port = self._loopback.address
-        return f"<tailnet.LocalAPIClient {host}:{port}>"
-
-
-class AsyncLocalAPIClient:
-    """The async :class:`LocalAPIClient` (anyio); returned by :meth:`tailnet.AsyncServer.local_api`.
-
-    Cancellable: cancelling a call closes its connection.
-    """
-
-    def __init__(self, node: Node, loopback: Loopback) -> None:
-        self._node = node
-        self._loopback = loopback
-
-    async def request(
-        self, method: str, path: str, body: Body = None, *, timeout: float | None = None
-    ) -> LocalAPIResponse:
-        """Send one request; ``body`` is bytes, text, or a dict/list sent as JSON."""
-        exchange = _Exchange(self._loopback, method, path, body)
-        _check_timeout(timeout)
-        self._node._check_open()
-        return exchange.response(await self._exchange(exchange, timeout))
-
-    async def get(self, path: str, *, timeout: float | None = None) -> Any:
-        """GET ``path`` and decode the JSON response."""
-        return (await self.request("GET", path, timeout=timeout)).json()
-
-    async def post(self, path: str, body: Body = None, *, timeout: float | None = None) -> Any:
-        """POST ``body`` to ``path`` and decode the JSON response (None if empty)."""
-        return (await self.request("POST", path, body, timeout=timeout)).json()
-
-    async def _exchange(self, exchange: _Exchange, timeout: float | None) -> bytes:
-        host, port = self._loopback.address
-        received = bytearray()
-        try:
-            with anyio.fail_after(timeout):
-                async with await anyio.connect_tcp(host, port) as stream:
-                    await stream.send(exchange.data)
-                    while True:
-                        try:
-                            chunk = await stream.receive(1 << 16)
-                        except anyio.EndOfStream:
-                            return bytes(received)
-                        _grow(received, chunk, exchange)
-        except LocalAPIError:
-            raise
-        except TimeoutError:
-            raise exchange.timed_out(timeout) from None
-        except (OSError, anyio.BrokenResourceError) as exc:
-            raise exchange.unreachable(exc) from None
-
-    def __repr__(self) -> str:
-        host, port = self._loopback.address
-        return f"<tailnet.AsyncLocalAPIClient {host}:{port}>"

@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 
-from ._node_info import LoginRequired
+from ._info import LoginRequired
 
 __all__ = ["LOGGER", "LogPump"]
 

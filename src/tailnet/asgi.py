@@ -53,14 +53,14 @@ from anyio import TASK_STATUS_IGNORED
 from anyio.abc import TaskStatus
 
 from ._addresses import Address
-from ._core import ListenerCore, Node
-from ._exceptions import ClosedError, ConfigurationError, TailnetError, UnsupportedError
+from ._exceptions import ConfigurationError, TailnetError, UnsupportedError
+from ._info import PeerIdentity
 from ._logs import LOGGER
-from ._node_async import _complete as complete_async
-from ._node_core import begin_whois
-from ._node_info import PeerIdentity
+from ._node import ListenerCore, Node
 from ._optional import missing
-from ._socket import TailnetSocket
+from ._server import core_of, node_of
+from ._stream_sync import TailnetSocket
+from ._waiting_async import complete, retry
 
 try:
     import uvicorn
@@ -68,10 +68,10 @@ except ImportError as exc:
     raise missing("uvicorn", "asgi", "tailnet.asgi") from exc
 
 if TYPE_CHECKING:
-    from ._async import AsyncListener, AsyncServer
-    from ._sync import Listener, Server
+    from ._server_async import AsyncListener, AsyncServer
+    from ._server_sync import Listener, Server
 
-__all__ = ["EXTENSION", "WSGI_PEER_KEY", "WSGI_WHOIS_KEY", "from_wsgi", "run", "serve"]
+__all__ = ["EXTENSION", "WSGI_PEER_KEY", "WSGI_WHOIS_KEY", "from_wsgi", "listen_address", "run", "serve"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -125,7 +125,7 @@ class _Callers:
         identity = None
         if self._node is not None:
             try:
-                identity = await complete_async(begin_whois(self._node, peer, WHOIS_TIMEOUT))
+                identity = await complete(self._node.begin_whois(peer, WHOIS_TIMEOUT))
             except (OSError, TailnetError) as exc:  # the connection is served, its caller unnamed
                 LOGGER.info("whois %s failed: %s", peer, exc)
         self._identities[peer] = identity
@@ -198,20 +198,16 @@ class _Acceptor:
                 setup = asyncio.get_running_loop().create_task(self._connect(sock))
                 self._setups.add(setup)
                 setup.add_done_callback(self._setups.discard)
-        except ClosedError:
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             LOGGER.info("tailnet listener %s closed: stopping the server", self._listener.address)
             self._server.should_exit = True
         finally:
             self._listener.close()
 
     async def _accept(self) -> TailnetSocket:
-        while True:
-            try:
-                conn = self._listener.receive()
-            except BlockingIOError:
-                await anyio.wait_readable(self._listener.sock)
-                continue
-            return TailnetSocket.adopt_connection(conn)
+        listener = self._listener
+        conn = await retry(listener.receive, listener.sock, lambda: listener.closed)
+        return TailnetSocket.adopt_connection(conn)
 
     async def _connect(self, sock: TailnetSocket) -> None:
         """Name the caller, then hand the connection to a new uvicorn protocol (after TLS, if any)."""
@@ -326,7 +322,17 @@ def _server(
 
 
 def _node(server: Server | AsyncServer | None) -> Node | None:
-    return None if server is None else server._node
+    return None if server is None else node_of(server)
+
+
+def listen_address(port: object, listener_type: str) -> str:
+    """The address to listen on for ``port`` (":port"), checking that it is a port number.
+
+    ``listener_type`` names what else ``port`` may be, for the message.
+    """
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int or a {listener_type}, not {type(port).__name__}")
+    return f":{port}"
 
 
 async def serve(
@@ -358,7 +364,7 @@ async def serve(
     ``timeout_graceful_shutdown``) and runs the lifespan shutdown.
     Raises :class:`~tailnet.UnsupportedError` under trio.
     """
-    core = listener._core
+    core = core_of(listener)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # trio: no asyncio loop in this thread
@@ -387,7 +393,7 @@ async def serve(
 
 def run(listener: Listener, app: ASGIApp | str, *, server: Server | None = None, **options: Any) -> None:
     """Blocking :func:`serve`, in an event loop of its own (uvicorn's ``loop`` option picks it)."""
-    _server(app, listener._core, _node(server), options).run()
+    _server(app, core_of(listener), _node(server), options).run()
 
 
 def _wsgi_peer(app: WSGIApp) -> WSGIApp:

@@ -45,9 +45,9 @@ except ImportError as exc:  # pragma: no cover - exercised by a test in a clean 
     raise missing("httpx", "httpx", "tailnet.httpx") from exc
 
 if TYPE_CHECKING:
-    from ._async import AsyncServer
-    from ._stream import TailnetStream
-    from ._sync import Server
+    from ._server_async import AsyncServer
+    from ._server_sync import Server
+    from ._stream_async import TailnetStream
 
 __all__ = ["AsyncHTTPTransport", "AsyncNetworkBackend", "HTTPTransport", "NetworkBackend"]
 

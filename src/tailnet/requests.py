@@ -38,7 +38,7 @@ except ImportError as exc:
 if TYPE_CHECKING:
     import socket
 
-    from ._sync import Server
+    from ._server_sync import Server
 
 __all__ = ["TailnetAdapter"]
 

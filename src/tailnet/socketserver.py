@@ -27,9 +27,9 @@ from typing import Any
 
 from ._addresses import Address
 from ._exceptions import ClosedError, TailnetTimeout
-from ._socket import TailnetSocket
-from ._sync import Listener
-from ._wait import wait_readable
+from ._server_sync import Listener
+from ._stream_sync import TailnetSocket
+from ._waiting_sync import wait_readable
 
 __all__ = ["TCPServer", "ThreadingTCPServer"]
 

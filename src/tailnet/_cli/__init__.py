@@ -31,7 +31,7 @@ from pathlib import Path
 import anyio
 
 from .._exceptions import TailnetError
-from .._node_info import BackendState
+from .._info import BackendState
 from ..socketserver import ThreadingTCPServer
 from ..testing import LocalTailnet
 from . import _node

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from .._sync import Listener
+from .._server_sync import Listener
 from ..testing import LocalTailnet
 
 __all__ = ["demo"]

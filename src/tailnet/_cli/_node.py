@@ -7,10 +7,10 @@ import json
 import time
 from typing import Any
 
-from .._async import AsyncServer
 from .._exceptions import TailnetTimeout
-from .._node_info import BackendState, LoginRequired, StateChanged, Status
-from .._sync import Server
+from .._info import BackendState, LoginRequired, StateChanged, Status
+from .._server_async import AsyncServer
+from .._server_sync import Server
 from ._progress import Progress
 
 __all__ = ["add_node_options", "async_server", "join", "print_status", "server", "settle", "status"]

@@ -9,7 +9,7 @@ import time
 from types import TracebackType
 from typing import TextIO
 
-from .._node_info import LoginRequired, StateChanged, WatchEvent
+from .._info import LoginRequired, StateChanged, WatchEvent
 
 __all__ = ["Progress", "configure_logging"]
 

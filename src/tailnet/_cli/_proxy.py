@@ -7,9 +7,9 @@ import contextlib
 import anyio
 import anyio.abc
 
-from .._async import AsyncServer
 from .._logs import LOGGER
-from .._stream import TailnetStream
+from .._server_async import AsyncServer
+from .._stream_async import TailnetStream
 
 __all__ = ["proxy"]
 

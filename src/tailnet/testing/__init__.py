@@ -20,19 +20,19 @@ tailnet also installs a pytest plugin with the ``local_tailnet`` and
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._async import AsyncServer
-from .._core import c_string
-from .._errors import ErrorBuffer, raise_for_code
+from .._binding import calls
+from .._binding.formats import c_string
 from .._exceptions import ClosedError, ConfigurationError
-from .._library import ffi, lib
-from .._sync import Server
+from .._server_sync import Server
+
+if TYPE_CHECKING:
+    from .._server_async import AsyncServer
 
 __all__ = ["DEBUG_COUNTERS", "QUIET_ENVIRONMENT", "LocalTailnet", "debug_counter", "set_knob"]
 
@@ -40,11 +40,6 @@ __all__ = ["DEBUG_COUNTERS", "QUIET_ENVIRONMENT", "LocalTailnet", "debug_counter
 #: gateway for port mapping. Applied process-wide by :class:`LocalTailnet`
 #: and included in :attr:`LocalTailnet.environ` for child processes.
 QUIET_ENVIRONMENT = {"TS_NO_LOGS_NO_SUPPORT": "true", "TS_DISABLE_PORTMAPPER": "1"}
-
-_URL_SIZE = 256
-_CA_SIZE = 8192
-_DERP_MAP_SIZE = 4096
-_INFO_SIZE = 512
 
 
 #: The library's debug counters that :func:`debug_counter` reads.
@@ -64,9 +59,7 @@ def debug_counter(name: str) -> int:
     """
     if name not in DEBUG_COUNTERS:
         raise ConfigurationError(f"no debug counter {name!r}; one of {', '.join(DEBUG_COUNTERS)}")
-    out = ffi.new("int64_t *")
-    raise_for_code(lib().tailnet_debug_counter(name.encode(), out), f"reading the {name} counter failed")
-    return int(out[0])
+    return calls.debug_counter(name.encode())
 
 
 def set_knob(name: str, value: str) -> None:
@@ -81,17 +74,13 @@ def set_knob(name: str, value: str) -> None:
     vanished peer lasts (docs/reliability.md). Auth keys are refused
     (:class:`~tailnet.ConfigurationError`): pass them to the server.
     """
-    err = ErrorBuffer()
-    code = lib().tailnet_setenv(c_string("name", name), c_string("value", value), err.buf, err.size)
-    raise_for_code(code, err.message())
+    calls.setenv(c_string("name", name), c_string("value", value))
 
 
 def apply_quiet_environment() -> None:
     """Make nodes of this process upload no logs and do no port mapping."""
-    library = lib()
     for key, value in QUIET_ENVIRONMENT.items():
-        err = ErrorBuffer()
-        raise_for_code(library.tailnet_setenv(key.encode(), value.encode(), err.buf, err.size), err.message())
+        calls.setenv(key.encode(), value.encode())
 
 
 _ACME_KNOB = "TS_DEBUG_ACME_DIRECTORY_URL"
@@ -127,10 +116,7 @@ class _AcmeDirectory:
     @classmethod
     def _apply(cls) -> None:
         url = cls._owners[-1]._acme_environment()[_ACME_KNOB]
-        err = ErrorBuffer()
-        raise_for_code(
-            lib().tailnet_setenv(_ACME_KNOB.encode(), url.encode(), err.buf, err.size), err.message()
-        )
+        calls.setenv(_ACME_KNOB.encode(), url.encode())
 
 
 class LocalTailnet:
@@ -200,12 +186,10 @@ class LocalTailnet:
                 **ports,
             }
         )
-        handle, url, err = ffi.new("int64_t *"), ffi.new("char[]", _URL_SIZE), ErrorBuffer()
-        code = lib().tailnet_localnet_start(config.encode(), handle, url, _URL_SIZE, err.buf, err.size)
-        raise_for_code(code, err.message())
-        self._handle: int | None = handle[0]
+        handle, control_url = calls.localnet_start(config.encode())
+        self._handle: int | None = handle
         self._authkey = authkey
-        self.control_url: str = ffi.string(url).decode()
+        self.control_url: str = control_url
         """The control server's URL, for ``Server(control_url=...)``."""
         self.magicdns_domain = magicdns_domain
         """The DNS suffix of node names (``<hostname>.<magicdns_domain>``)."""
@@ -221,10 +205,7 @@ class LocalTailnet:
         return {_ACME_KNOB: f"{self.control_url}/acme/directory"}
 
     def _info(self) -> dict[str, Any]:
-        buf, err = ffi.new("char[]", _INFO_SIZE), ErrorBuffer()
-        code = lib().tailnet_localnet_info(self._live(), buf, _INFO_SIZE, err.buf, err.size)
-        raise_for_code(code, err.message())
-        info: dict[str, Any] = json.loads(ffi.string(buf).decode())
+        info: dict[str, Any] = json.loads(calls.localnet_info(self._live()))
         return info
 
     @property
@@ -246,6 +227,8 @@ class LocalTailnet:
 
     def async_server(self, hostname: str, **kwargs: Any) -> AsyncServer:
         """An :class:`~tailnet.AsyncServer` on this tailnet, as :meth:`server`."""
+        from .._server_async import AsyncServer
+
         return AsyncServer(hostname, **self._server_options(hostname, kwargs))
 
     def _server_options(self, hostname: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -262,19 +245,12 @@ class LocalTailnet:
         ``InsecureForTests``) and STUN server: give it to another control
         server, such as headscale (``derp.paths``), to run that one offline.
         """
-        out, err = ffi.new("char[]", _DERP_MAP_SIZE), ErrorBuffer()
-        code = lib().tailnet_localnet_derp_map(self._live(), out, _DERP_MAP_SIZE, err.buf, err.size)
-        raise_for_code(code, err.message())
-        derp_map: dict[str, Any] = json.loads(ffi.string(out).decode())
+        derp_map: dict[str, Any] = json.loads(calls.localnet_derp_map(self._live()))
         return derp_map
 
     def complete_login(self, url: str) -> None:
         """Approve the interactive login a node is waiting on at ``url``."""
-        err = ErrorBuffer()
-        raise_for_code(
-            lib().tailnet_localnet_complete_auth(self._live(), c_string("url", url), err.buf, err.size),
-            err.message(),
-        )
+        calls.localnet_complete_auth(self._live(), c_string("url", url))
 
     @property
     def ca_pem(self) -> str:
@@ -282,11 +258,7 @@ class LocalTailnet:
 
         Trust it in TLS clients: ``ssl.create_default_context(cadata=net.ca_pem)``.
         """
-        buf, err = ffi.new("char[]", _CA_SIZE), ErrorBuffer()
-        raise_for_code(
-            lib().tailnet_localnet_ca(self._live(), buf, _CA_SIZE, err.buf, err.size), err.message()
-        )
-        return str(ffi.string(buf).decode())
+        return calls.localnet_ca(self._live())
 
     def install_certificate(self, server: Server | AsyncServer) -> tuple[str, ...]:
         """Put a certificate for each of ``server``'s cert domains into its certificate cache.
@@ -302,11 +274,7 @@ class LocalTailnet:
                 f"{server.hostname!r} has no cert domains: bring it up first, on a tailnet with https=True"
             )
         for domain in domains:
-            err = ErrorBuffer()
-            code = lib().tailnet_localnet_install_cert(
-                self._live(), os.fsencode(server.state_dir), c_string("domain", domain), err.buf, err.size
-            )
-            raise_for_code(code, err.message())
+            calls.localnet_install_cert(self._live(), server.state_dir, c_string("domain", domain))
         return domains
 
     def deny_from(self, *hostnames: str) -> None:
@@ -324,10 +292,7 @@ class LocalTailnet:
                 raise TypeError(f"hostnames must be str, not {type(name).__name__}")
             if not name or "," in name:
                 raise ConfigurationError(f"{name!r} is not a node name")
-        err = ErrorBuffer()
-        names = c_string("hostnames", ",".join(hostnames))
-        code = lib().tailnet_localnet_deny_from(self._live(), names, err.buf, err.size)
-        raise_for_code(code, err.message())
+        calls.localnet_deny_from(self._live(), c_string("hostnames", ",".join(hostnames)))
 
     def pause(self) -> None:
         """Take the control server, DERP and STUN down, keeping the tailnet's state.
@@ -335,7 +300,7 @@ class LocalTailnet:
         Every listener and connection closes, as if their process had died;
         nodes keep running on what they know. Idempotent.
         """
-        self._call(lib().tailnet_localnet_pause)
+        calls.localnet_pause(self._live())
 
     def resume(self) -> None:
         """Serve again after :meth:`pause`: same ports, same keys, same nodes.
@@ -344,16 +309,12 @@ class LocalTailnet:
         reconnect by themselves. Raises :class:`~tailnet.AddressInUseError`
         if a port was taken meanwhile (it may be retried). Idempotent.
         """
-        self._call(lib().tailnet_localnet_resume)
+        calls.localnet_resume(self._live())
 
     @property
     def paused(self) -> bool:
         """Whether :meth:`pause` took the servers down."""
         return bool(self._info()["paused"])
-
-    def _call(self, fn: Any) -> None:
-        err = ErrorBuffer()
-        raise_for_code(fn(self._live(), err.buf, err.size), err.message())
 
     def _live(self) -> int:
         if self._handle is None:
@@ -364,7 +325,7 @@ class LocalTailnet:
         """Stop the servers. Nodes on it lose their control connection. Idempotent."""
         if self._handle is not None:
             _AcmeDirectory.release(self)
-            lib().tailnet_localnet_close(self._handle)
+            calls.localnet_close(self._handle)
             self._handle = None
             self._state_root.cleanup()
 

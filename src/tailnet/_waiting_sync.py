@@ -1,14 +1,70 @@
-"""Blocking waits for the sync facade, interruptible by Ctrl-C."""
+"""How the sync facade waits: in ``poll``, so Ctrl-C interrupts it at once.
+
+Two helpers hold every wait of the sync API, so each delicate case lives
+in one place: :func:`finish` (and :func:`complete`) wait for an operation
+and free it however the wait ends; :func:`retry` runs a non-blocking
+attempt until it succeeds, waiting for its socket in between, and notices
+a close from another thread. :mod:`tailnet._waiting_async` is their
+event-loop twin.
+"""
 
 from __future__ import annotations
 
 import select
 import socket
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
-from ._exceptions import TailnetTimeout
+from ._exceptions import ClosedError, TailnetTimeout
+from ._node import Operation, Pending
 
-__all__ = ["wait_readable", "wait_socket", "wait_writable"]
+__all__ = ["complete", "finish", "retry", "wait_readable", "wait_socket", "wait_writable"]
+
+T = TypeVar("T")
+
+
+def finish(op: Operation) -> tuple[int, str]:
+    """Wait for op and collect it (its descriptor and text); on any exit (Ctrl-C too) free it."""
+    try:
+        wait_readable(op.wait_fd)
+        return op.result()
+    finally:
+        op.free()
+
+
+def complete(pending: Pending[T]) -> T:
+    """Wait for a pending call and collect its parsed result; on any exit free its operation."""
+    try:
+        wait_readable(pending.op.wait_fd)
+        return pending.collect()
+    finally:
+        pending.op.free()
+
+
+def retry(
+    attempt: Callable[[], T],
+    sock: socket.socket,
+    timeout: float | None,
+    what: str,
+    *,
+    writable: bool = False,
+    closed: str = "the socket is closed",
+) -> T:
+    """Run ``attempt`` until it does not raise BlockingIOError, waiting for ``sock`` in between.
+
+    Raises :class:`TailnetTimeout` after ``timeout`` seconds, and
+    :class:`ClosedError` (message ``closed``) once another thread has closed
+    ``sock``.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            return attempt()
+        except BlockingIOError:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not wait_socket(sock, remaining, what, writable=writable):
+                raise ClosedError(closed) from None
 
 
 def wait_readable(fd: int, timeout: float | None = None, what: str = "operation") -> None:

@@ -8,9 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from conftest import eventually
-
 import tailnet
+from harness.helpers import eventually
 from tailnet import MAX_DATAGRAM, MAX_DATAGRAM6
 
 #: Sizes around every edge: tiny, the tailnet MTU (1280 less 28 or 48 bytes

@@ -1,4 +1,4 @@
-"""A tailnet node in its own process, driven over stdin/stdout (tests/multihost.py).
+"""A tailnet node in its own process, driven over stdin/stdout (tests/harness/multihost.py).
 
     python node_runner.py HOSTNAME CONTROL_URL STATE_DIR
 

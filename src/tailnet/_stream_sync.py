@@ -1,4 +1,9 @@
-"""The socket types of tailnet connections: real sockets that report tailnet addresses."""
+"""The sync socket of a tailnet TCP connection: :class:`TailnetSocket`, a real socket.
+
+Its base, :class:`TailnetAddressedSocket`, is shared with the connected
+UDP socket (:mod:`tailnet._datagram_sync`): a socket over a local
+descriptor that reports the tailnet addresses of its flow.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,12 @@ import socket
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from ._addresses import Address
+from ._public import present, qualified_name
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-    from ._core import Connection, ConnectionFate
+    from ._node import Connection, ConnectionFate
 
 __all__ = ["TailnetAddressedSocket", "TailnetSocket"]
 
@@ -57,9 +63,10 @@ class TailnetAddressedSocket(socket.socket):
         state = "closed" if getattr(self, "_closed", False) else f"fd={self.fileno()}"
         peer = getattr(self, "_tailnet_peer", None)
         local = getattr(self, "_tailnet_local", None)
-        return f"<{type(self).__name__} {state} local={local} peer={peer}>"
+        return f"<{qualified_name(self)} {state} local={local} peer={peer}>"
 
 
+@present
 class TailnetSocket(TailnetAddressedSocket):
     """A :class:`socket.socket` carrying one tailnet TCP connection.
 

@@ -1,4 +1,4 @@
-"""Typed node information: identities (whois), status, ping results, events.
+"""Typed node information: identities (whois), status, ping results, events, the loopback.
 
 Every type is a frozen dataclass or an enum built from the library's JSON
 (tailnet's own schema, documented in docs/c-api.md), so code using them
@@ -15,16 +15,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from ._addresses import IPAddress
+from ._addresses import Address, IPAddress
 from ._exceptions import InternalError
+from ._public import present
 
 __all__ = [
+    "PING_TIMEOUT",
     "BackendError",
     "BackendState",
     "ConnectionPath",
     "LoginRequired",
+    "Loopback",
     "NodeInfo",
     "PeerIdentity",
     "PeerStatus",
@@ -74,6 +77,11 @@ class ConnectionPath(str, enum.Enum):
     """No path known (status only: the peer has no DERP home yet)."""
     UNKNOWN = "unknown"
     """Not reported (TSMP and ICMP pings travel through the tunnel and do not say)."""
+
+
+#: Default deadline of a ping, in seconds: an unanswered disco ping never
+#: completes by itself.
+PING_TIMEOUT = 10.0
 
 
 class PingKind(str, enum.Enum):
@@ -281,6 +289,43 @@ WatchEvent = StateChanged | LoginRequired | BackendError
 # ---- parsing the library's JSON -------------------------------------------
 
 
+@dataclass(frozen=True, repr=False)
+class Loopback:
+    """The node's loopback server (Go's ``tsnet.Server.Loopback``).
+
+    One port on 127.0.0.1 serves both a SOCKS5 proxy onto the tailnet
+    (username :attr:`proxy_username`, password :attr:`proxy_credential`)
+    and the LocalAPI (HTTP basic auth with password
+    :attr:`local_api_credential` plus the header ``Sec-Tailscale:
+    localapi``; see :meth:`tailnet.Server.local_api`). Anyone on this
+    machine holding a credential can use it, and the LocalAPI credential
+    grants full control of the node: keep both secret. Neither appears in
+    this object's repr.
+    """
+
+    address: Address
+    """``("127.0.0.1", port)``."""
+    proxy_credential: str
+    """The SOCKS5 password."""
+    local_api_credential: str
+    """The LocalAPI basic-auth password."""
+
+    proxy_username: ClassVar[str] = "tsnet"
+    """The SOCKS5 username (fixed by tsnet)."""
+
+    @property
+    def proxy_url(self) -> str:
+        """``socks5://tsnet:<credential>@127.0.0.1:<port>``, for SOCKS-capable clients. Secret."""
+        host, port = self.address
+        return f"socks5://{self.proxy_username}:{self.proxy_credential}@{host}:{port}"
+
+    def __repr__(self) -> str:
+        host, port = self.address
+        return (
+            f"Loopback(address=({host!r}, {port}), proxy_credential=<hidden>, local_api_credential=<hidden>)"
+        )
+
+
 def _parsed(what: str, text: str, build: Callable[[Any], T]) -> T:
     """Build a value from the library's JSON; a mismatch is a bug (InternalError)."""
     try:
@@ -392,3 +437,8 @@ def parse_event(line: bytes) -> WatchEvent:
         return BackendError(str(d["error"]))
 
     return _parsed("watch event", line.decode("utf-8", "replace"), build)
+
+
+for _name in __all__:
+    if _name[0].isupper() and _name not in {"PING_TIMEOUT", "WatchEvent"}:
+        present(globals()[_name])

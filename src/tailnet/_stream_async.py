@@ -1,4 +1,4 @@
-"""The async stream type of tailnet connections."""
+"""The async stream of a tailnet TCP connection: :class:`TailnetStream`, an anyio ``SocketStream``."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream
 
 from ._addresses import Address
-from ._core import ConnectionFate
+from ._node import ConnectionFate
+from ._public import present, qualified_name
 
 __all__ = ["TailnetStream"]
 
 _CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 
 
+@present
 class TailnetStream(SocketStream):
     """An :class:`anyio.abc.SocketStream` carrying one tailnet TCP connection.
 
@@ -151,4 +153,4 @@ class TailnetStream(SocketStream):
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
-        return f"<tailnet.TailnetStream local={self._local} peer={self._peer}{state}>"
+        return f"<{qualified_name(self)} local={self._local} peer={self._peer}{state}>"

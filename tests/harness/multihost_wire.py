@@ -1,4 +1,4 @@
-"""The router's wire: a userspace stand-in for tc netem, run by tests/multihost.py.
+"""The router's wire: a userspace stand-in for tc netem, run by tests/harness/multihost.py.
 
 This kernel has no sch_netem (CONFIG_NET_SCH_NETEM is off) and this machine
 has no nft/iptables, so impairments are done here: the router namespace

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tailscaled import poll
+from harness.tailscaled import poll
 
 
 def free_port() -> int:

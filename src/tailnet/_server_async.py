@@ -1,17 +1,19 @@
 """The async API on anyio (asyncio and trio): :class:`AsyncServer` and :class:`AsyncListener`.
 
-Waiting happens in the event loop on descriptors: an operation's wait
-descriptor for ``up``/``dial``, the listener's descriptor for ``accept``,
-each connection's socket for its data. Worker threads are used only for the
-short blocking calls ``start``, ``listen`` and ``aclose``; never per
-connection or per pending accept.
+It mirrors :mod:`tailnet._server_sync` name for name; each method is the
+core's call plus an await of :mod:`tailnet._waiting_async`. Waiting happens
+in the event loop on descriptors: an operation's wait descriptor for
+``up``/``dial``/``aclose``, the listener's descriptor for ``accept``, each
+connection's socket for its data. Worker threads are used only for the
+short blocking calls ``start``, ``listen``, ``listen_packet``,
+``loopback`` and ``watch``; never per connection or per pending accept.
 
 Cancellation: cancelling ``up`` or ``dial`` (a cancel scope, a timeout, a
 cancelled task) frees its operation at once, which cancels the Go side; a
-connection that completes anyway is closed by the library. ``listen`` and
-``start`` finish their (short) call shielded, so they never leak what they
-made, and the cancellation is delivered when they return. ``aclose`` is
-shielded: it always completes.
+connection that completes anyway is closed by the library. The short
+calls finish shielded, so they never leak what they made, and the
+cancellation is delivered when they return. ``aclose`` is shielded: it
+always completes.
 """
 
 from __future__ import annotations
@@ -20,43 +22,30 @@ import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import anyio
 import anyio.abc
-from anyio.abc import SocketAttribute
+from anyio import TASK_STATUS_IGNORED
+from anyio.abc import SocketAttribute, TaskStatus
 
-from ._base import ServerBase
-from ._core import Connection, ListenerCore, Operation
+from ._addresses import IPAddress
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_async import AsyncConnectedDatagramSocket, AsyncDatagramSocket
-from ._exceptions import ClosedError
-from ._integrations import AsyncIntegrations
-from ._localapi import AsyncLocalAPIClient
-from ._node_async import AsyncNodeInfoMethods, up_with_events
-from ._node_info import WatchEvent
-from ._services import Loopback, begin_listen_funnel, begin_listen_tls, listener_from_result, loopback
-from ._stream import TailnetStream
+from ._info import PING_TIMEOUT, Loopback, PeerIdentity, PingKind, PingResult, Status, WatchEvent
+from ._localapi_async import AsyncLocalAPIClient
+from ._node import Connection, ListenerCore
+from ._public import present, qualified_name
+from ._server import ARGUMENTS_DOC, ServerBase
+from ._stream_async import TailnetStream
+from ._waiting_async import complete, finish, in_thread, retry
+from ._watch_async import AsyncWatcher, open_watcher, up_with_events
+
+if TYPE_CHECKING:
+    from .asgi import ASGIApp, WSGIApp
+    from .httpx import AsyncHTTPTransport
 
 __all__ = ["AsyncListener", "AsyncServer"]
-
-T = TypeVar("T")
-
-
-async def _finish(op: Operation) -> tuple[int, str]:
-    """Await op in the event loop and collect it; on any exit free it."""
-    try:
-        await anyio.wait_readable(op.wait_fd)
-        return op.result()
-    finally:
-        op.free()
-
-
-async def _shielded_in_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Run a short blocking call in a worker thread, to completion."""
-    with anyio.CancelScope(shield=True):
-        result = await anyio.to_thread.run_sync(fn, *args)
-    return result
 
 
 def _stream(conn: Connection) -> TailnetStream:
@@ -66,6 +55,7 @@ def _stream(conn: Connection) -> TailnetStream:
     return TailnetStream(sock, conn.remote, conn.local, conn.fate)
 
 
+@present
 class AsyncListener(anyio.abc.Listener[TailnetStream]):
     """Accepts tailnet connections as :class:`TailnetStream`; an :class:`anyio.abc.Listener`."""
 
@@ -84,17 +74,8 @@ class AsyncListener(anyio.abc.Listener[TailnetStream]):
         (also while waiting) and :class:`anyio.BrokenResourceError` if its
         server closed it.
         """
-        while True:
-            try:
-                conn = self._core.receive()
-            except BlockingIOError:
-                await anyio.wait_readable(self._core.sock)
-                continue
-            except ClosedError as exc:
-                if self._core.closed:
-                    raise anyio.ClosedResourceError from exc
-                raise anyio.BrokenResourceError from exc
-            return _stream(conn)
+        core = self._core
+        return _stream(await retry(core.receive, core.sock, lambda: core.closed))
 
     async def serve(
         self, handler: Callable[[TailnetStream], Any], task_group: anyio.abc.TaskGroup | None = None
@@ -120,15 +101,29 @@ class AsyncListener(anyio.abc.Listener[TailnetStream]):
 
     def __repr__(self) -> str:
         state = "closed" if self._core.closed else "open"
-        return f"<tailnet.AsyncListener {self.address} {state}>"
+        return f"<{qualified_name(self)} {self.address} {state}>"
 
 
-class AsyncServer(ServerBase, AsyncNodeInfoMethods, AsyncIntegrations):
-    __doc__ = ServerBase.__doc__
+@present
+class AsyncServer(ServerBase):
+    __doc__ = (
+        """A Tailscale node in this process, with an async API on asyncio or trio (anyio).
+
+    ::
+
+        async with tailnet.AsyncServer(hostname="my-service") as ts:
+            stream = await ts.dial("tcp", "other-node:8080")
+
+    The same node as :class:`Server`, method for method, with awaitable
+    calls that wait in the event loop and can be cancelled; connections are
+    anyio streams (:class:`TailnetStream`).
+    """
+        + ARGUMENTS_DOC
+    )
 
     async def start(self) -> AsyncServer:
         """Start the node without waiting for it to join the tailnet."""
-        await _shielded_in_thread(self._node.start)
+        await in_thread(self._node.start)
         return self
 
     async def up(
@@ -143,7 +138,7 @@ class AsyncServer(ServerBase, AsyncNodeInfoMethods, AsyncIntegrations):
         :class:`~tailnet.ClosedError` if the server is closed meanwhile.
         """
         if on_event is None:
-            await _finish(self._node.begin_up(timeout))
+            await finish(self._node.begin_up(timeout))
         else:
             await up_with_events(self._node, timeout, on_event)
         return self
@@ -170,19 +165,18 @@ class AsyncServer(ServerBase, AsyncNodeInfoMethods, AsyncIntegrations):
         Cancellable; a connection completing after cancellation is closed,
         never leaked.
         """
-        fd, text = await _finish(self._node.begin_dial(network, address, timeout))
-        conn = Connection.parse(fd, text, self._node)
+        conn = self._node.connection(*await finish(self._node.begin_dial(network, address, timeout)))
         if is_datagram_network(network):
             return AsyncConnectedDatagramSocket(conn.fd, conn.remote, conn.local)
         return _stream(conn)
 
     async def listen(self, network: str, address: str | tuple[str, int]) -> AsyncListener:
         """Listen for tailnet connections on ``address`` (":port" or "ip:port")."""
-        return AsyncListener(await _shielded_in_thread(self._node.listen, network, address))
+        return AsyncListener(await in_thread(self._node.listen, network, address))
 
     async def listen_packet(self, network: str, address: str | tuple[str, int]) -> AsyncDatagramSocket:
         """Open a UDP socket on ``address`` ("ip:port" or ":port"); an :class:`anyio.abc.UDPSocket`."""
-        return AsyncDatagramSocket(await _shielded_in_thread(self._node.listen_packet, network, address))
+        return AsyncDatagramSocket(await in_thread(self._node.listen_packet, network, address))
 
     async def listen_tls(
         self, network: str, address: str | tuple[str, int], timeout: float | None = None
@@ -191,8 +185,8 @@ class AsyncServer(ServerBase, AsyncNodeInfoMethods, AsyncIntegrations):
 
         Cancellable like :meth:`up` (a listener made anyway is closed).
         """
-        fd, text = await _finish(begin_listen_tls(self._node, network, address, timeout))
-        return AsyncListener(listener_from_result(self._node, fd, text))
+        op = self._node.begin_listen_tls(network, address, timeout)
+        return AsyncListener(self._node.listener(*await finish(op)))
 
     async def listen_funnel(
         self,
@@ -203,16 +197,102 @@ class AsyncServer(ServerBase, AsyncNodeInfoMethods, AsyncIntegrations):
         timeout: float | None = None,
     ) -> AsyncListener:
         """Listen through Tailscale Funnel; see :meth:`tailnet.Server.listen_funnel`. Cancellable."""
-        fd, text = await _finish(begin_listen_funnel(self._node, network, address, funnel_only, timeout))
-        return AsyncListener(listener_from_result(self._node, fd, text))
+        op = self._node.begin_listen_funnel(network, address, funnel_only, timeout)
+        return AsyncListener(self._node.listener(*await finish(op)))
 
     async def loopback(self) -> Loopback:
         """Start the node's SOCKS5 proxy and LocalAPI server (once); see :meth:`tailnet.Server.loopback`."""
-        return await _shielded_in_thread(loopback, self._node)
+        return await in_thread(self._node.loopback)
 
     async def local_api(self) -> AsyncLocalAPIClient:
         """An async client for the node's LocalAPI (over :meth:`loopback`)."""
         return AsyncLocalAPIClient(self._node, await self.loopback())
+
+    async def whois(
+        self, address: str | tuple[str, int] | IPAddress, timeout: float | None = None
+    ) -> PeerIdentity:
+        """Who is behind a tailnet address, e.g. a stream's ``remote_address``.
+
+        As :meth:`tailnet.Server.whois`; cancellable.
+        """
+        return await complete(self._node.begin_whois(address, timeout))
+
+    async def status(self, timeout: float | None = None) -> Status:
+        """This node, its peers and the tailnet (starts the node if needed)."""
+        return await complete(self._node.begin_status(timeout))
+
+    async def ping(
+        self,
+        peer: str | IPAddress,
+        kind: PingKind | str = PingKind.DISCO,
+        timeout: float | None = PING_TIMEOUT,
+    ) -> PingResult:
+        """Ping a peer and report latency and path; as :meth:`tailnet.Server.ping`, cancellable."""
+        return await complete(self._node.begin_ping(peer, kind, timeout))
+
+    async def watch(self) -> AsyncWatcher:
+        """Watch the node's state changes and login URLs (starts the node if needed).
+
+        ::
+
+            async with await ts.watch() as events:
+                async for event in events:
+                    ...
+        """
+        return await open_watcher(self._node)
+
+    def httpx_transport(self, **options: Any) -> AsyncHTTPTransport:
+        """An :class:`httpx.AsyncHTTPTransport` dialing through this node (asyncio and trio).
+
+        ``httpx.AsyncClient(transport=ts.httpx_transport())``; as
+        :meth:`tailnet.Server.httpx_transport`. Needs ``tailnet[httpx]``.
+        """
+        from .httpx import AsyncHTTPTransport
+
+        return AsyncHTTPTransport(self, **options)
+
+    async def serve_asgi(
+        self,
+        app: ASGIApp | str,
+        port: int | AsyncListener = 80,
+        *,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
+        **options: Any,
+    ) -> None:
+        """Serve an ASGI app with uvicorn on tailnet ``port`` until this server closes or cancellation.
+
+        ``port`` is a port or an :class:`~tailnet.AsyncListener`.
+        ``await task_group.start(ts.serve_asgi, app)`` returns once the app
+        has started and connections are accepted. Cancelling shuts down
+        gracefully (stop accepting, finish requests, lifespan shutdown)
+        before the cancellation goes on. uvicorn needs asyncio: under trio
+        this raises :class:`~tailnet.UnsupportedError`. As
+        :meth:`tailnet.Server.serve_asgi` otherwise. Needs ``tailnet[asgi]``.
+        """
+        from . import asgi
+
+        if isinstance(port, AsyncListener):
+            listener = port
+        else:
+            listener = await self.listen("tcp", asgi.listen_address(port, "AsyncListener"))
+        await asgi.serve(listener, app, server=self, task_status=task_status, **options)
+
+    async def serve_wsgi(
+        self,
+        app: WSGIApp,
+        port: int | AsyncListener = 80,
+        *,
+        workers: int = 10,
+        task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
+        **options: Any,
+    ) -> None:
+        """Serve a WSGI app on tailnet ``port``, as :meth:`serve_asgi` (a2wsgi, ``workers`` threads).
+
+        Needs ``tailnet[wsgi]``.
+        """
+        from . import asgi
+
+        await self.serve_asgi(asgi.from_wsgi(app, workers=workers), port, task_status=task_status, **options)
 
     async def aclose(self) -> None:
         """Leave the tailnet: close listeners, connections and the node. Idempotent.

@@ -4,7 +4,7 @@
     control = net.add_host("control")     # 10.99.1.2
     a, b = net.add_host("a"), net.add_host("b")   # 10.99.2.2, 10.99.3.2
     tailnet = ControlProcess(control)     # python -m tailnet.testing there
-    node = NodeProcess(a, "alpha", tailnet, tmp_path)   # tests/node_runner.py there
+    node = NodeProcess(a, "alpha", tailnet, tmp_path)   # tests/harness/node_runner.py there
     net.wire.block("udp", a, b)           # direct path cut, DERP still up
     net.cut(control)                      # its link down
     net.close()
@@ -12,7 +12,7 @@
 Topology: a star. Each host is a network namespace with one veth link to
 the router namespace: the host is 10.99.K.2/24, the router 10.99.K.1, and
 the host's default route points there. The router forwards everything
-through its wire (tests/multihost_wire.py), the userspace stand-in for
+through its wire (tests/harness/multihost_wire.py), the userspace stand-in for
 ``tc netem`` that can drop, delay, block and count packets.
 
 Namespaces are not created with ``ip netns add``: that bind-mounts them
@@ -196,7 +196,7 @@ class Host:
 
 
 class Wire:
-    """Controls the router's wire (see tests/multihost_wire.py)."""
+    """Controls the router's wire (see tests/harness/multihost_wire.py)."""
 
     def __init__(self, proc: JsonProcess) -> None:
         self._proc = proc
@@ -347,7 +347,7 @@ class ControlProcess:
 
 
 class NodeProcess:
-    """tests/node_runner.py on a host: a tailnet.Server driven by commands."""
+    """tests/harness/node_runner.py on a host: a tailnet.Server driven by commands."""
 
     def __init__(
         self,
@@ -380,7 +380,7 @@ class NodeProcess:
             assert "error" not in reply, reply
 
     def call(self, reply_timeout: float = 180, **request: Any) -> dict[str, Any]:
-        """Send a command (see tests/node_runner.py) and return its reply."""
+        """Send a command (see tests/harness/node_runner.py) and return its reply."""
         return self.proc.call(reply_timeout=reply_timeout, **request)
 
     def ok(self, reply_timeout: float = 180, **request: Any) -> dict[str, Any]:

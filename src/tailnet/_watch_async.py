@@ -1,55 +1,33 @@
-"""Node information for the async facade: whois, status, ping, watch.
+"""The async facade's view of a node's events: :class:`AsyncWatcher` and ``up(on_event=...)``.
 
-:class:`AsyncNodeInfoMethods` is part of :class:`tailnet.AsyncServer`; the
-logic lives in :mod:`tailnet._node_core`, and this module only awaits
-descriptors in the event loop (asyncio or trio, through anyio).
+The non-blocking reader is :class:`~tailnet._watch.WatchCore`; this module
+only awaits its descriptor in the event loop (asyncio or trio, through
+anyio).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 
-from ._addresses import IPAddress
-from ._core import Node, Operation
-from ._exceptions import ClosedError
-from ._node_core import (
-    PING_TIMEOUT,
-    RUNNING_EVENT,
-    RUNNING_EVENT_GRACE,
-    Pending,
-    WatchCore,
-    begin_ping,
-    begin_status,
-    begin_whois,
-    open_watch,
-)
-from ._node_info import PeerIdentity, PingKind, PingResult, Status, WatchEvent
+from ._info import WatchEvent
+from ._node import Node, Operation
+from ._public import present, qualified_name
+from ._waiting_async import in_thread, retry
+from ._watch import RUNNING_EVENT, RUNNING_EVENT_GRACE, WatchCore
 
-__all__ = ["AsyncNodeInfoMethods", "AsyncWatcher", "up_with_events"]
-
-T = TypeVar("T")
+__all__ = ["AsyncWatcher", "open_watcher", "up_with_events"]
 
 
-async def _complete(pending: Pending[T]) -> T:
-    """Await a pending call in the event loop and collect it; on any exit free it."""
-    try:
-        await anyio.wait_readable(pending.op.wait_fd)
-        return pending.collect()
-    finally:
-        pending.op.free()
+async def open_watcher(node: Node) -> AsyncWatcher:
+    """Watch a node's events (starting the node, in a worker thread: it may take a moment)."""
+    return AsyncWatcher(await in_thread(node.watch))
 
 
-async def _open_watch(node: Node) -> WatchCore:
-    """open_watch in a worker thread (it may start the node), to completion."""
-    with anyio.CancelScope(shield=True):
-        core = await anyio.to_thread.run_sync(open_watch, node)
-    return core
-
-
+@present
 class AsyncWatcher:
     """The events of a node, as they happen; returned by :meth:`AsyncServer.watch`.
 
@@ -68,15 +46,8 @@ class AsyncWatcher:
         :class:`anyio.ClosedResourceError` if this watcher is closed (also
         while waiting).
         """
-        while True:
-            try:
-                return self._core.receive()
-            except BlockingIOError:
-                await anyio.wait_readable(self._core.sock)
-            except ClosedError as exc:
-                if self._core.closed:
-                    raise anyio.ClosedResourceError from exc
-                raise anyio.EndOfStream from exc
+        core = self._core
+        return await retry(core.receive, core.sock, lambda: core.closed, ended=anyio.EndOfStream)
 
     def __aiter__(self) -> AsyncWatcher:
         return self
@@ -104,7 +75,7 @@ class AsyncWatcher:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"<tailnet.AsyncWatcher {'closed' if self._core.closed else 'open'}>"
+        return f"<{qualified_name(self)} {'closed' if self._core.closed else 'open'}>"
 
 
 async def _deliver(on_event: Callable[[WatchEvent], Any], event: WatchEvent) -> None:
@@ -115,7 +86,7 @@ async def _deliver(on_event: Callable[[WatchEvent], Any], event: WatchEvent) -> 
 
 async def up_with_events(node: Node, timeout: float | None, on_event: Callable[[WatchEvent], Any]) -> None:
     """``up``, calling (and awaiting, if async) ``on_event`` with each event until the node runs."""
-    async with AsyncWatcher(await _open_watch(node)) as watcher:
+    async with await open_watcher(node) as watcher:
         op = node.begin_up(timeout)
         try:
             await _relay_during_up(watcher, on_event, op)
@@ -155,42 +126,3 @@ async def _relay_during_up(
         tg.cancel_scope.cancel()
     if errors:
         raise errors[0]
-
-
-class AsyncNodeInfoMethods:
-    """The :class:`~tailnet.AsyncServer`'s whois, status, ping and watch."""
-
-    _node: Node
-
-    async def whois(
-        self, address: str | tuple[str, int] | IPAddress, timeout: float | None = None
-    ) -> PeerIdentity:
-        """Who is behind a tailnet address, e.g. a stream's ``remote_address``.
-
-        As :meth:`tailnet.Server.whois`; cancellable.
-        """
-        return await _complete(begin_whois(self._node, address, timeout))
-
-    async def status(self, timeout: float | None = None) -> Status:
-        """This node, its peers and the tailnet (starts the node if needed)."""
-        return await _complete(begin_status(self._node, timeout))
-
-    async def ping(
-        self,
-        peer: str | IPAddress,
-        kind: PingKind | str = PingKind.DISCO,
-        timeout: float | None = PING_TIMEOUT,
-    ) -> PingResult:
-        """Ping a peer and report latency and path; as :meth:`tailnet.Server.ping`, cancellable."""
-        return await _complete(begin_ping(self._node, peer, kind, timeout))
-
-    async def watch(self) -> AsyncWatcher:
-        """Watch the node's state changes and login URLs (starts the node if needed).
-
-        ::
-
-            async with await ts.watch() as events:
-                async for event in events:
-                    ...
-        """
-        return AsyncWatcher(await _open_watch(self._node))

@@ -1,26 +1,28 @@
-"""What the sync and async servers share: construction and plain properties."""
+"""What the sync and async servers share: construction, plain properties, and the seams.
+
+:class:`ServerBase` is the common base of :class:`~tailnet.Server` and
+:class:`~tailnet.AsyncServer`: the constructor and the properties that
+never block. :func:`node_of` and :func:`core_of` are the documented seams
+through which tailnet's integrations (:mod:`tailnet.asgi`) reach the
+blocking core under a server or listener of either facade.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Protocol
 
 from ._addresses import IPAddress
 from ._config import DEFAULT_LINGER, ServerConfig
-from ._core import Node
-from ._node_core import node_state
-from ._node_info import BackendState
-from ._services import cert_domains
+from ._info import BackendState
+from ._node import ListenerCore, Node
+from ._public import qualified_name
 
-__all__ = ["ServerBase"]
+__all__ = ["ServerBase", "core_of", "node_of"]
 
-
-class ServerBase:
-    """A Tailscale node in this process (like Go's ``tsnet.Server``).
-
-    Creating it does no I/O. ``up`` (or ``with`` / ``async with``) joins the
-    tailnet; ``listen`` and ``dial`` work as on any host of the tailnet.
-
+#: The constructor's arguments, documented once for both servers.
+ARGUMENTS_DOC = """
     Args:
         hostname: The node's name on the tailnet (a DNS label). Defaults to
             the script's name.
@@ -29,7 +31,8 @@ class ServerBase:
         control_url: Coordination server; defaults to ``$TS_CONTROL_URL``,
             else Tailscale's.
         state_dir: Where the node keeps its identity; defaults to a
-            per-hostname directory in the user's data dir (mode 0700).
+            per-hostname directory in the user's data dir (mode 0700),
+            created by the constructor.
         ephemeral: Remove the node from the tailnet when it goes offline.
         tags: ACL tags to advertise, e.g. ``["tag:server"]``.
         linger: How long, in seconds, closing the server lets its
@@ -40,7 +43,11 @@ class ServerBase:
             Connections still delivering then are aborted, with one
             WARNING on the ``tailnet`` logger. Servers still open at
             interpreter exit are closed the same way.
-    """
+"""
+
+
+class ServerBase:
+    """What :class:`~tailnet.Server` and :class:`~tailnet.AsyncServer` share."""
 
     def __init__(
         self,
@@ -82,12 +89,12 @@ class ServerBase:
     @property
     def state(self) -> BackendState:
         """The backend state as last reported (never blocks); NO_STATE before start."""
-        return node_state(self._node)[0]
+        return self._node.state()[0]
 
     @property
     def login_url(self) -> str | None:
         """The URL of the interactive login the node waits for, else None (never blocks)."""
-        return node_state(self._node)[1]
+        return self._node.state()[1]
 
     @property
     def cert_domains(self) -> tuple[str, ...]:
@@ -96,7 +103,7 @@ class ServerBase:
         Empty on a tailnet without HTTPS certificates: then ``listen_tls``
         raises :class:`~tailnet.CertificateUnavailableError`.
         """
-        return cert_domains(self._node)
+        return self._node.cert_domains()
 
     @property
     def closed(self) -> bool:
@@ -105,4 +112,18 @@ class ServerBase:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<tailnet.{type(self).__name__} {self.hostname!r} {state}>"
+        return f"<{qualified_name(self)} {self.hostname!r} {state}>"
+
+
+class _HasCore(Protocol):
+    _core: ListenerCore
+
+
+def node_of(server: ServerBase) -> Node:
+    """The blocking core under a server of either facade (a seam for integrations)."""
+    return server._node
+
+
+def core_of(listener: _HasCore) -> ListenerCore:
+    """The blocking core under a listener of either facade (a seam for integrations)."""
+    return listener._core

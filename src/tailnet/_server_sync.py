@@ -1,41 +1,36 @@
-"""The synchronous API: :class:`Server` and :class:`Listener`."""
+"""The synchronous API: :class:`Server` and :class:`Listener`.
+
+Each method is the core's call (:mod:`tailnet._node`) plus a wait of
+:mod:`tailnet._waiting_sync`; :mod:`tailnet._server_async` mirrors it name
+for name.
+"""
 
 from __future__ import annotations
 
 import atexit
-import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import overload
+from typing import TYPE_CHECKING, Any, overload
 
-from ._addresses import Address
-from ._base import ServerBase
-from ._core import Connection, ListenerCore, Node, Operation, open_nodes, timeout_ms
+from ._addresses import Address, IPAddress
+from ._binding import formats
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_sync import DatagramSocket, TailnetDatagramSocket
 from ._exceptions import ClosedError
-from ._integrations import SyncIntegrations
-from ._localapi import LocalAPIClient
-from ._node_info import WatchEvent
-from ._node_sync import NodeInfoMethods, up_with_events
-from ._services import Loopback, begin_listen_funnel, begin_listen_tls, listener_from_result, loopback
-from ._socket import TailnetSocket
-from ._wait import wait_readable, wait_socket
+from ._info import PING_TIMEOUT, Loopback, PeerIdentity, PingKind, PingResult, Status, WatchEvent
+from ._localapi_sync import LocalAPIClient
+from ._node import ListenerCore, Node, open_nodes
+from ._public import present, qualified_name
+from ._server import ARGUMENTS_DOC, ServerBase
+from ._stream_sync import TailnetSocket
+from ._waiting_sync import complete, finish, retry, wait_readable
+from ._watch_sync import Watcher, up_with_events
 
-__all__ = ["Listener", "Server"]
+if TYPE_CHECKING:
+    from .asgi import ASGIApp, WSGIApp
+    from .httpx import HTTPTransport
 
-
-def _finish(op: Operation) -> tuple[int, str]:
-    """Wait for op and collect it; on any exit (Ctrl-C included) free it."""
-    try:
-        wait_readable(op.wait_fd)
-        return op.result()
-    finally:
-        op.free()
-
-
-def _socket(conn: Connection) -> TailnetSocket:
-    return TailnetSocket.adopt_connection(conn)
+__all__ = ["Listener", "Server", "close_nodes"]
 
 
 def close_nodes(nodes: Iterable[Node]) -> None:
@@ -63,6 +58,7 @@ def _close_at_exit() -> None:
     close_nodes(open_nodes())
 
 
+@present
 class Listener:
     """Accepts tailnet TCP connections; returned by :meth:`Server.listen`.
 
@@ -84,17 +80,9 @@ class Listener:
         :class:`~tailnet.ClosedError` once the listener closes and
         :class:`~tailnet.TailnetTimeout` after ``timeout`` seconds.
         """
-        timeout_ms(timeout)  # validate
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                conn = self._core.receive()
-            except BlockingIOError:
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if not wait_socket(self._core.sock, remaining, "accept"):
-                    raise ClosedError("the listener is closed") from None  # by another thread
-                continue
-            return _socket(conn), conn.remote
+        formats.timeout_ms(timeout)  # validate
+        conn = retry(self._core.receive, self._core.sock, timeout, "accept", closed="the listener is closed")
+        return TailnetSocket.adopt_connection(conn), conn.remote
 
     def fileno(self) -> int:
         """A descriptor that is readable when :meth:`accept` will not block."""
@@ -120,11 +108,26 @@ class Listener:
 
     def __repr__(self) -> str:
         state = "closed" if self._core.closed else "open"
-        return f"<tailnet.Listener {self.address} {state}>"
+        return f"<{qualified_name(self)} {self.address} {state}>"
 
 
-class Server(ServerBase, NodeInfoMethods, SyncIntegrations):
-    __doc__ = ServerBase.__doc__
+@present
+class Server(ServerBase):
+    __doc__ = (
+        """A Tailscale node in this process, with a blocking API (like Go's ``tsnet.Server``).
+
+    ::
+
+        with tailnet.Server(hostname="my-service") as ts:
+            conn = ts.dial("tcp", "other-node:8080")
+
+    The constructor checks its arguments and creates the state directory;
+    ``up`` (or ``with``) joins the tailnet; ``listen`` and ``dial`` work as
+    on any host of the tailnet. :class:`AsyncServer` is the same on asyncio
+    and trio.
+    """
+        + ARGUMENTS_DOC
+    )
 
     def start(self) -> Server:
         """Start the node without waiting for it to join the tailnet."""
@@ -146,7 +149,7 @@ class Server(ServerBase, NodeInfoMethods, SyncIntegrations):
         meanwhile.
         """
         if on_event is None:
-            _finish(self._node.begin_up(timeout))
+            finish(self._node.begin_up(timeout))
         else:
             up_with_events(self._node, timeout, on_event)
         return self
@@ -173,10 +176,10 @@ class Server(ServerBase, NodeInfoMethods, SyncIntegrations):
         :class:`TailnetSocket`, or ``"udp"``, ``"udp4"`` or ``"udp6"`` for a
         connected :class:`TailnetDatagramSocket`.
         """
-        conn = Connection.parse(*_finish(self._node.begin_dial(network, address, timeout)), self._node)
+        conn = self._node.connection(*finish(self._node.begin_dial(network, address, timeout)))
         if is_datagram_network(network):
             return TailnetDatagramSocket.adopt(conn.fd, conn.remote, conn.local)
-        return _socket(conn)
+        return TailnetSocket.adopt_connection(conn)
 
     def listen(self, network: str, address: str | tuple[str, int]) -> Listener:
         """Listen for tailnet connections on ``address`` (":port" or "ip:port")."""
@@ -202,11 +205,7 @@ class Server(ServerBase, NodeInfoMethods, SyncIntegrations):
         first handshake. Accepted sockets carry plaintext: the handshake is
         done before :meth:`Listener.accept` returns them.
         """
-        return Listener(
-            listener_from_result(
-                self._node, *_finish(begin_listen_tls(self._node, network, address, timeout))
-            )
-        )
+        return Listener(self._node.listener(*finish(self._node.begin_listen_tls(network, address, timeout))))
 
     def listen_funnel(
         self,
@@ -224,8 +223,8 @@ class Server(ServerBase, NodeInfoMethods, SyncIntegrations):
         the tailnet does not allow it, and
         :class:`~tailnet.CertificateUnavailableError` without a certificate.
         """
-        op = begin_listen_funnel(self._node, network, address, funnel_only, timeout)
-        return Listener(listener_from_result(self._node, *_finish(op)))
+        op = self._node.begin_listen_funnel(network, address, funnel_only, timeout)
+        return Listener(self._node.listener(*finish(op)))
 
     def loopback(self) -> Loopback:
         """Start the node's SOCKS5 proxy and LocalAPI server on 127.0.0.1 (once).
@@ -233,11 +232,106 @@ class Server(ServerBase, NodeInfoMethods, SyncIntegrations):
         Returns their address and credentials (:class:`~tailnet.Loopback`).
         Starts the node if needed, without waiting for it to join.
         """
-        return loopback(self._node)
+        return self._node.loopback()
 
     def local_api(self) -> LocalAPIClient:
         """A client for the node's LocalAPI (over :meth:`loopback`)."""
         return LocalAPIClient(self._node, self.loopback())
+
+    def whois(self, address: str | tuple[str, int] | IPAddress, timeout: float | None = None) -> PeerIdentity:
+        """Who is behind a tailnet address, e.g. an accepted connection's peer.
+
+        ``address`` is ``(ip, port)`` (as ``accept`` returns), ``"ip:port"``
+        or an IP. Returns the node, its user, tags and capabilities as the
+        control server reports them: use it to authorize callers. Raises
+        :class:`~tailnet.PeerNotFound` if no node has that address.
+        """
+        return complete(self._node.begin_whois(address, timeout))
+
+    def status(self, timeout: float | None = None) -> Status:
+        """This node, its peers and the tailnet (starts the node if needed)."""
+        return complete(self._node.begin_status(timeout))
+
+    def ping(
+        self,
+        peer: str | IPAddress,
+        kind: PingKind | str = PingKind.DISCO,
+        timeout: float | None = PING_TIMEOUT,
+    ) -> PingResult:
+        """Ping a peer (a tailnet IP or its name) and report latency and path.
+
+        ``kind``: ``"disco"`` (default; reports whether the path is direct
+        or through which DERP region), ``"tsmp"`` or ``"icmp"``. A ping
+        not answered within 1 s is sent again (then after 2, 4, 8 s), so
+        one lost packet costs a retry, not a failure; the result is the
+        first answer's. Raises :class:`~tailnet.PeerNotFound` for a peer
+        this node does not know (one that joined moments ago may not be
+        known yet) and :class:`~tailnet.TailnetTimeout` if no answer comes
+        in ``timeout`` seconds.
+        """
+        return complete(self._node.begin_ping(peer, kind, timeout))
+
+    def watch(self) -> Watcher:
+        """Watch the node's state changes and login URLs (starts the node if needed).
+
+        ::
+
+            with ts.watch() as events:
+                for event in events:
+                    if isinstance(event, tailnet.LoginRequired):
+                        print("log in at", event.url)
+                    elif event == tailnet.StateChanged(tailnet.BackendState.RUNNING):
+                        break
+        """
+        return Watcher(self._node.watch())
+
+    def httpx_transport(self, **options: Any) -> HTTPTransport:
+        """An :class:`httpx.HTTPTransport` dialing through this node.
+
+        ``httpx.Client(transport=ts.httpx_transport())`` then reaches
+        ``http://peer-name:8080/`` by MagicDNS name or tailnet IP.
+        ``options`` are :class:`httpx.HTTPTransport`'s (``verify``,
+        ``http2``, ``limits``, ``retries``, ...). Needs ``tailnet[httpx]``.
+        """
+        from .httpx import HTTPTransport
+
+        return HTTPTransport(self, **options)
+
+    def serve_asgi(self, app: ASGIApp | str, port: int | Listener = 80, **options: Any) -> None:
+        """Serve an ASGI app (Starlette, FastAPI, ...) with uvicorn on tailnet ``port``; blocks.
+
+        ``port`` is a port to listen on, or a :class:`~tailnet.Listener`
+        you made (connections made meanwhile wait for the server). Returns
+        when this server closes; Ctrl-C (in the main thread) shuts down
+        gracefully, then raises KeyboardInterrupt. ``options`` are
+        :class:`uvicorn.Config`'s except ``host``/``port``. Each scope's
+        ``client`` is the peer's tailnet address, also in
+        ``scope["extensions"]["tailnet"]["peer"]``, and
+        ``scope["extensions"]["tailnet"]["whois"]`` says who is calling (a
+        :class:`~tailnet.PeerIdentity`, see :mod:`tailnet.asgi`). Needs
+        ``tailnet[asgi]``.
+        """
+        from . import asgi
+
+        if isinstance(port, Listener):
+            listener = port
+        else:
+            listener = self.listen("tcp", asgi.listen_address(port, "Listener"))
+        asgi.run(listener, app, server=self, **options)
+
+    def serve_wsgi(
+        self, app: WSGIApp, port: int | Listener = 80, *, workers: int = 10, **options: Any
+    ) -> None:
+        """Serve a WSGI app (Flask, Django, ...) on tailnet ``port``; blocks, like :meth:`serve_asgi`.
+
+        Runs on uvicorn through a2wsgi with ``workers`` threads;
+        ``environ["tailnet.peer"]`` is the peer's tailnet ``(ip, port)`` and
+        ``environ["tailnet.whois"]`` its :class:`~tailnet.PeerIdentity`.
+        Needs ``tailnet[wsgi]``.
+        """
+        from . import asgi
+
+        self.serve_asgi(asgi.from_wsgi(app, workers=workers), port, **options)
 
     def close(self) -> None:
         """Leave the tailnet: close listeners, connections and the node. Idempotent.

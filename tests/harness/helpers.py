@@ -1,0 +1,157 @@
+"""Small helpers many tests share: echoes, waits, descriptor and counter checks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import anyio
+import pytest
+
+import tailnet
+from tailnet.testing import debug_counter
+
+
+def open_fds() -> set[int]:
+    """The descriptors open in this process."""
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+def describe_fds(fds: set[int]) -> str:
+    """What each descriptor is, for a failure message."""
+    described = []
+    for fd in sorted(fds):
+        try:
+            described.append(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            described.append(f"{fd} -> (closed)")
+    return ", ".join(described)
+
+
+def settle_fds(baseline: set[int], timeout: float = 30.0) -> None:
+    """Wait until no descriptor beyond ``baseline`` is open; name the extras if some stay."""
+    deadline = time.monotonic() + timeout
+    while extra := open_fds() - baseline:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"descriptors still open after {timeout} s: {describe_fds(extra)}")
+        time.sleep(0.01)
+
+
+def go_counter(name: str) -> int:
+    """One of the library's debug counters (goroutines, ops, handles, ...)."""
+    return debug_counter(name)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll a condition that settles asynchronously (goroutines ending)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached in {timeout} s")
+        time.sleep(0.01)
+
+
+def recv_all(sock: socket.socket) -> bytes:
+    chunks: list[bytes] = []
+    while chunk := sock.recv(1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def send_and_close_write(sock: socket.socket, data: bytes) -> None:
+    """Send all of ``data``, then shut down the sending direction (EOF)."""
+    sock.sendall(data)
+    sock.shutdown(socket.SHUT_WR)
+
+
+def assert_echoes_intact(conn: socket.socket, size: int) -> None:
+    """Send size random bytes through an echo, half-close, check every byte back."""
+    data = os.urandom(size)
+    writer = threading.Thread(target=send_and_close_write, args=(conn, data))
+    writer.start()
+    received = recv_all(conn)
+    writer.join()
+    assert len(received) == len(data)
+    assert sha256(received) == sha256(data)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def echo_until_eof(conn: socket.socket) -> None:
+    """Echo everything conn receives, then half-close it and close it."""
+    with conn:
+        while data := conn.recv(1 << 16):
+            conn.sendall(data)
+        conn.shutdown(socket.SHUT_WR)
+
+
+class EchoServer:
+    """Accepts on a listener and echoes each connection until EOF, in a thread."""
+
+    def __init__(self, listener: tailnet.Listener) -> None:
+        self.listener = listener
+        self.peers: list[tuple[str, int]] = []
+        self.locals: list[tuple[str, int]] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for conn, peer in self.listener:
+            self.peers.append(peer)
+            self.locals.append(conn.getsockname())
+            threading.Thread(target=echo_until_eof, args=(conn,), daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(10)
+
+
+class LoopbackEcho:
+    """A plain TCP echo on 127.0.0.1, in a thread: the local service a proxy or tailscaled forwards to."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.peers: list[tuple[str, int]] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, peer = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.peers.append(peer)
+            threading.Thread(target=echo_until_eof, args=(conn,), daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept() (close alone would not)
+        self.sock.close()
+        self.thread.join(10)
+
+
+def knows(node: tailnet.Server, *peers: tailnet.Server) -> None:
+    """Wait until node's network map lists peers (maps propagate asynchronously).
+
+    Until then a peer's name does not resolve and its address is unknown.
+    """
+    eventually(lambda: all(node.status().peer(p.hostname) is not None for p in peers), timeout=60)
+
+
+async def aknows(node: tailnet.AsyncServer, peer: tailnet.AsyncServer) -> None:
+    """:func:`knows` for the async API."""
+    with anyio.fail_after(30):
+        while (await node.status()).peer(peer.hostname) is None:
+            await anyio.sleep(0.05)
+
+
+def node_name_base(request: pytest.FixtureRequest) -> str:
+    """A hostname prefix unique to the requesting test (its name, cut to fit)."""
+    return "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")

@@ -1,0 +1,41 @@
+"""The watch on packets that would leave the machine.
+
+scripts/in-netns routes every non-local packet of the test namespace to the
+veth end tn1, which has no address: a raw socket on tn1 sees whatever a
+node tried to send off this machine (log upload, port mapping, DNS).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+ETH_P_ALL = 0x0003
+in_test_netns = pytest.mark.skipif(
+    "tn1" not in {name for _, name in socket.if_nameindex()}, reason="needs scripts/in-netns"
+)
+ICMPV6 = 58
+HOP_BY_HOP = 0
+
+
+def hop_by_hop_next(frame: bytes) -> int | None:
+    """The header after an IPv6 hop-by-hop header: ICMPv6 for the MLD reports the
+    kernel sends in a new namespace's first seconds (link-local, like neighbour discovery)."""
+    return frame[54] if frame[20] == HOP_BY_HOP and len(frame) > 54 else None
+
+
+def stray_packets(sock: socket.socket) -> list[str]:
+    """Describe captured IP packets (IPv6 neighbour discovery and MLD aside)."""
+    found: list[str] = []
+    while True:
+        try:
+            frame = sock.recv(65535)
+        except BlockingIOError:
+            return found
+        ethertype = int.from_bytes(frame[12:14], "big")
+        if ethertype == 0x0800:
+            found.append(f"IPv4 to {ipaddress.IPv4Address(frame[30:34])} proto {frame[23]}")
+        elif ethertype == 0x86DD and ICMPV6 not in (frame[20], hop_by_hop_next(frame)):
+            found.append(f"IPv6 to {ipaddress.IPv6Address(frame[38:54])} next header {frame[20]}")
