@@ -252,10 +252,6 @@ func closeWrite(c net.Conn) error {
 	return nil
 }
 
-// onlyReader hides WriteTo so io.CopyBuffer uses our buffer (and its size)
-// instead of a splice path that may pick its own.
-type onlyReader struct{ io.Reader }
-
 // connText is the "REMOTE LOCAL" text for c, or an error if c was reset
 // already (gVisor connections lose their addresses then).
 func connText(c net.Conn) (string, error) {

@@ -10,7 +10,9 @@ import (
 	"syscall"
 )
 
-// Return codes shared with tailscale.h. Keep the two lists identical.
+// Return codes shared with tailscale.h (TAILNET_OK, TAILNET_ERR_*):
+// TestReturnCodesMatchTheHeader in errors_test.go fails if the two lists
+// differ in a name or a value.
 const (
 	codeOK          = 0
 	codeInvalid     = -1

@@ -6,7 +6,7 @@ package main
 */
 import "C"
 
-// Datagram (UDP) sockets: see packet.go. A connected UDP socket comes from
+// Datagram (UDP) sockets: see datagram.go. A connected UDP socket comes from
 // tailnet_dial with network "udp".
 
 //export tailnet_listen_packet

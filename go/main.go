@@ -2,8 +2,10 @@
 // package: a thin, handle-based C API over tailscale.com/tsnet.
 //
 // Built with -buildmode=c-shared; main is never run. The C contract is
-// documented in tailscale.h; every exported function lives in exports.go
-// and does nothing but translate C arguments and errors.
+// documented in tailscale.h; every exported function lives in one of the
+// exports*.go files, one per area (exports_node.go, exports_packet.go, ...;
+// the local tailnet's are left out by -tags tailnet_no_localnet), and does
+// nothing but translate C arguments and errors.
 package main
 
 func main() {}

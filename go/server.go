@@ -176,7 +176,7 @@ func (s *server) ctxErr(ctx context.Context, err error) error {
 }
 
 // dial connects to addr on the tailnet and bridges the connection (a
-// stream for TCP, a datagram socket for UDP: packet.go).
+// stream for TCP, a datagram socket for UDP: datagram.go).
 func (s *server) dial(ctx context.Context, network, addr string) opResult {
 	if err := s.start(); err != nil {
 		return opResult{fd: -1, err: err}

@@ -7,7 +7,8 @@ it runs its seed corpus and then fuzzes for a short while; a longer run by
 hand: ``cd go && go test -run '^$' -fuzz FuzzArguments -fuzztime 10m .``
 
 The unit tests of the bridge's socketpair end (the held byte that turns an
-abort into ECONNRESET) and of the gVisor internals it reads run too.
+abort into ECONNRESET) and of the gVisor internals it reads run too, and
+the check that ``go/errors.go``'s return codes are ``go/tailscale.h``'s.
 
 The test binary is built first, on its own: on a busy machine the build
 alone takes minutes, and its time must not count against anything but a
@@ -76,12 +77,15 @@ def test_go_fuzz_of_the_c_api_arguments(go_test_binary: Path, tmp_path: Path) ->
 
 
 def test_go_unit_tests_of_the_bridge(go_test_binary: Path) -> None:
-    output = run_go_test(go_test_binary, "-test.run", "^(TestPairEnd|TestEndpointInternals)", "-test.v")
+    output = run_go_test(
+        go_test_binary, "-test.run", "^(TestPairEnd|TestEndpointInternals|TestReturnCodes)", "-test.v"
+    )
     for name in (
         "TestPairEndDeliversThenEOF",
         "TestPairEndAbortIsReset",
         "TestPairEndDrain",
         "TestPairEndCallerResets",
         "TestEndpointInternals",
+        "TestReturnCodesMatchTheHeader",
     ):
         assert f"--- PASS: {name}" in output

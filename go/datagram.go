@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,19 +24,15 @@ import (
 //
 // A connected socket (tailnet_dial "udp") carries bare payloads. A packet
 // socket (tailnet_listen_packet) prefixes each message with an address
-// header, the source of a datagram it delivers or the destination of one it
-// is given:
-//
-//	byte 0         n, the address length: 4 (IPv4) or 16 (IPv6)
-//	bytes 1..n     the IP address, network byte order
-//	2 bytes        the port, big-endian
-//	the rest       the payload (may be empty)
+// header (datagram_header.go), the source of a datagram it delivers or the
+// destination of one it is given. listen_packet binds its addresses and
+// port in datagram_listen.go.
 //
 // Empty datagrams are real datagrams. To tell an empty message from
 // end-of-file, our end (and the caller's, for a connected socket) has
 // SO_PASSCRED set: Linux then attaches credentials to every message read
 // there, so a read of zero bytes without them is end-of-file
-// (packet_linux.go; elsewhere an empty datagram reads as end-of-file).
+// (datagram_linux.go; elsewhere an empty datagram reads as end-of-file).
 //
 // A message we cannot send (larger than maxDatagram, a bad header, an
 // address family the socket has no address for, or refused by the network
@@ -58,8 +52,6 @@ const (
 	// checksum of that fragment alone), so a larger IPv6 datagram would be
 	// sent and then silently lost by any tsnet peer; this one too.
 	maxDatagram6 = 1232
-	// maxHeader is the longest address header (IPv6).
-	maxHeader = 1 + 16 + 2
 	// readSize is the read buffer: any UDP payload fits, so nothing is
 	// truncated unseen.
 	readSize = 1 << 16
@@ -334,155 +326,6 @@ func closeAll(conns []net.PacketConn) {
 	}
 }
 
-// prependHeader writes the header for from into buf just before off, where
-// the payload starts, and returns the framed message (a suffix of buf).
-func prependHeader(buf []byte, off int, from net.Addr) ([]byte, error) {
-	ua, ok := from.(*net.UDPAddr)
-	if !ok {
-		return nil, fmt.Errorf("unexpected source address %T", from)
-	}
-	ap := ua.AddrPort()
-	ip := ap.Addr().Unmap().AsSlice()
-	start := off - (1 + len(ip) + 2)
-	buf[start] = byte(len(ip))
-	copy(buf[start+1:], ip)
-	binary.BigEndian.PutUint16(buf[start+1+len(ip):], ap.Port())
-	return buf[start:], nil
-}
-
-// parseHeader splits a framed message into its address and payload.
-func parseHeader(msg []byte) (netip.AddrPort, []byte, error) {
-	if len(msg) == 0 || (msg[0] != 4 && msg[0] != 16) || len(msg) < 1+int(msg[0])+2 {
-		return netip.AddrPort{}, nil, errors.New("bad address header")
-	}
-	n := int(msg[0])
-	addr, _ := netip.AddrFromSlice(msg[1 : 1+n])
-	port := binary.BigEndian.Uint16(msg[1+n:])
-	if port == 0 || !addr.Unmap().IsValid() || addr.Unmap().IsUnspecified() {
-		return netip.AddrPort{}, nil, fmt.Errorf("bad destination %v port %d", addr, port)
-	}
-	return netip.AddrPortFrom(addr.Unmap(), port), msg[1+n+2:], nil
-}
-
 func isRefused(err error) bool {
 	return errors.Is(err, unix.ECONNREFUSED) || strings.Contains(err.Error(), "connection was refused")
-}
-
-// ---- listen_packet ----------------------------------------------------------
-
-// listenPacket opens a packet socket on addr and returns it with the
-// caller's descriptor and the bound addresses ("ip:port" separated by
-// commas). An empty or unspecified host means every tailnet IP of this node
-// in network's families: "udp" both IPv4 and IPv6, on one port.
-func (s *server) listenPacket(network, addr string) (*dgramSocket, int, string, error) {
-	if err := s.enter(); err != nil {
-		return nil, -1, "", err
-	}
-	defer s.wg.Done()
-	if err := s.start(); err != nil {
-		return nil, -1, "", err
-	}
-	ips, port, err := s.packetAddrs(network, addr)
-	if err != nil {
-		return nil, -1, "", err
-	}
-	conns, bound, err := s.openPacketConns(ips, port)
-	if err != nil {
-		return nil, -1, "", errorf(classifyListen(err), "listen_packet %s %s: %v", network, addr, err)
-	}
-	d, fd, err := s.startDgram(conns, true)
-	if err != nil {
-		return nil, -1, "", err
-	}
-	return d, fd, bound, nil
-}
-
-// packetAddrs resolves a listen_packet address (checked by
-// checkListenPacket) to the IPs to bind.
-func (s *server) packetAddrs(network, addr string) ([]netip.Addr, uint16, error) {
-	ap, err := netip.ParseAddrPort(addr)
-	if err == nil && !ap.Addr().IsUnspecified() {
-		ip := ap.Addr().Unmap()
-		if !familyOK(network, ip) {
-			return nil, 0, errorf(codeInvalid, "listen_packet: %v is not an address of network %s", ip, network)
-		}
-		return []netip.Addr{ip}, ap.Port(), nil
-	}
-	_, portText, _ := net.SplitHostPort(addr)
-	port, _ := strconv.ParseUint(portText, 10, 16) // checked by checkListenPacket
-	var ips []netip.Addr
-	v4, v6 := s.ts.TailscaleIPs()
-	for _, ip := range []netip.Addr{v4, v6} {
-		if ip.IsValid() && familyOK(network, ip) {
-			ips = append(ips, ip)
-		}
-	}
-	if len(ips) == 0 {
-		return nil, 0, errorf(codeInvalid,
-			"listen_packet %s %s: this node has no tailnet IP of that family yet (bring it up first, or give an IP)",
-			network, addr)
-	}
-	return ips, uint16(port), nil
-}
-
-func familyOK(network string, ip netip.Addr) bool {
-	switch network {
-	case "udp4":
-		return ip.Is4()
-	case "udp6":
-		return ip.Is6()
-	}
-	return true
-}
-
-// dualPortTries bounds the retries when port 0 was asked for on two
-// addresses and the port chosen for the first is taken on the second.
-const dualPortTries = 8
-
-// openPacketConns binds port on every ip (the same port on each; 0 picks
-// one) and returns the conns and their addresses as text.
-func (s *server) openPacketConns(ips []netip.Addr, port uint16) ([]net.PacketConn, string, error) {
-	var err error
-	for range dualPortTries {
-		var conns []net.PacketConn
-		conns, err = s.bindAll(ips, port)
-		if err == nil {
-			return conns, packetBound(conns), nil
-		}
-		if port != 0 || len(ips) < 2 || classify(err) != codeAddrInUse {
-			break
-		}
-	}
-	return nil, "", err
-}
-
-// bindAll binds port on every ip; with port 0 the first bind picks it.
-func (s *server) bindAll(ips []netip.Addr, port uint16) ([]net.PacketConn, error) {
-	var conns []net.PacketConn
-	for _, ip := range ips {
-		network := "udp6"
-		if ip.Is4() {
-			network = "udp4"
-		}
-		pc, err := s.ts.ListenPacket(network, netip.AddrPortFrom(ip, port).String())
-		if err != nil {
-			closeAll(conns)
-			return nil, err
-		}
-		conns = append(conns, pc)
-		if local, ok := pc.LocalAddr().(*net.UDPAddr); ok {
-			port = uint16(local.Port)
-		}
-	}
-	return conns, nil
-}
-
-func packetBound(conns []net.PacketConn) string {
-	var out []string
-	for _, pc := range conns {
-		if local, ok := pc.LocalAddr().(*net.UDPAddr); ok {
-			out = append(out, netip.AddrPortFrom(local.AddrPort().Addr().Unmap(), uint16(local.Port)).String())
-		}
-	}
-	return strings.Join(out, ",")
 }
