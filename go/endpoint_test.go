@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"tailscale.com/wgengine/netstack"
 )
 
 // TestEndpointInternals fails if a gVisor upgrade moves the field that
@@ -24,5 +25,19 @@ func TestEndpointInternals(t *testing.T) {
 	}
 	if got := sendQueued(nil); got != 0 {
 		t.Fatalf("sendQueued(nil) = %d, want 0", got)
+	}
+}
+
+// TestNetstackQueueInternals fails if a tailscale upgrade moves what
+// flushOutbound reads (netstack.Impl.linkEP and its NumQueued), instead of
+// a closing server silently dropping its last RSTs again.
+func TestNetstackQueueInternals(t *testing.T) {
+	f, ok := reflect.TypeFor[netstack.Impl]().FieldByName("linkEP")
+	if !ok || f.Type.Kind() != reflect.Pointer {
+		t.Fatal("netstack.Impl has no linkEP pointer field")
+	}
+	m, ok := f.Type.MethodByName("NumQueued")
+	if !ok || m.Type.NumIn() != 1 || m.Type.NumOut() != 1 || m.Type.Out(0).Kind() != reflect.Int {
+		t.Fatalf("netstack.Impl.linkEP has no NumQueued() int method")
 	}
 }

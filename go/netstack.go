@@ -2,8 +2,10 @@ package main
 
 import (
 	"errors"
+	"reflect"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -65,4 +67,46 @@ func knobInt(name string, def int) int {
 		return n
 	}
 	return def
+}
+
+// flushBound is how long a closing server waits for its netstack to hand
+// the packets it has queued (the RSTs of aborted connections) to
+// WireGuard.
+const flushBound = 500 * time.Millisecond
+
+// flushOutbound waits, for at most flushBound, until the node's netstack
+// has handed every queued outbound packet on. tsnet's Close stops the
+// queue's reader before anything else, so the RSTs close has just sent
+// for the connections it aborted would otherwise be dropped, and their
+// peers would learn of the abort only from their own timeouts.
+func flushOutbound(ts *tsnet.Server) {
+	queued := outboundQueued(ts)
+	if queued == nil {
+		return
+	}
+	deadline := time.Now().Add(flushBound)
+	for queued() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// outboundQueued returns a function counting the packets in the node's
+// netstack outbound queue, or nil. The queue (netstack.Impl.linkEP, a
+// *linkEndpoint with NumQueued) is unexported, so it is read by
+// reflection; TestEndpointInternals fails if it moves.
+func outboundQueued(ts *tsnet.Server) func() int {
+	impl, ok := ts.Sys().Netstack.Get().(*netstack.Impl)
+	if !ok || impl == nil {
+		return nil
+	}
+	f := reflect.ValueOf(impl).Elem().FieldByName("linkEP")
+	if !f.IsValid() || f.Kind() != reflect.Pointer || f.IsNil() {
+		return nil
+	}
+	ep := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
+	num := ep.MethodByName("NumQueued")
+	if !num.IsValid() || num.Type().NumIn() != 0 || num.Type().NumOut() != 1 || !num.Type().Out(0).ConvertibleTo(reflect.TypeFor[int]()) {
+		return nil
+	}
+	return func() int { return int(num.Call(nil)[0].Int()) }
 }

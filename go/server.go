@@ -294,6 +294,7 @@ func (s *server) shutdown(linger time.Duration) cutStats {
 	cut := s.awaitBridges(linger)
 	s.wg.Wait()
 	if started {
+		flushOutbound(s.ts) // the RSTs of what awaitBridges aborted
 		s.closeTSNet()
 	}
 	s.log.close()

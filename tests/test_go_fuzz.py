@@ -76,9 +76,12 @@ def test_go_fuzz_of_the_c_api_arguments(go_test_binary: Path, tmp_path: Path) ->
     )
 
 
-def test_go_unit_tests_of_the_bridge(go_test_binary: Path) -> None:
+def test_go_unit_tests(go_test_binary: Path) -> None:
     output = run_go_test(
-        go_test_binary, "-test.run", "^(TestPairEnd|TestEndpointInternals|TestReturnCodes)", "-test.v"
+        go_test_binary,
+        "-test.run",
+        "^(TestPairEnd|TestEndpointInternals|TestNetstackQueueInternals|TestReturnCodes)",
+        "-test.v",
     )
     for name in (
         "TestPairEndDeliversThenEOF",
@@ -86,6 +89,7 @@ def test_go_unit_tests_of_the_bridge(go_test_binary: Path) -> None:
         "TestPairEndDrain",
         "TestPairEndCallerResets",
         "TestEndpointInternals",
+        "TestNetstackQueueInternals",
         "TestReturnCodesMatchTheHeader",
     ):
         assert f"--- PASS: {name}" in output
