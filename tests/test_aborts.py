@@ -11,10 +11,10 @@ out, a peer process killed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import select
+import signal
 import socket
 import ssl
 import subprocess
@@ -130,52 +130,52 @@ def test_a_server_closed_under_a_held_connection(pair: Pair, local_tailnet: Loca
 
 
 def test_linger_over_aborts_with_one_warning(
-    pair: Pair, local_tailnet: LocalTailnet, caplog: pytest.LogCaptureFixture
+    local_tailnet: LocalTailnet, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A peer that stops reading: close gives up after the linger time, warns once; the peer sees a reset."""
-    a, _ = pair
-    b = local_tailnet.server("linger-b", linger=0.5).up()
-    knows(a, b)
-    dialed, accepted = accept_pair((a, b), 7006)
-    dialed.shutdown(socket.SHUT_WR)  # a client done sending, waiting for the answer
-    size = 64 << 20  # more than every buffer on the way holds
-    writer = threading.Thread(target=send_until_error, args=(accepted, size))
-    writer.start()
-    wait_readable(dialed)  # the answer is flowing
-    caplog.set_level(logging.WARNING, logger="tailnet")
-    started = time.monotonic()
-    b.close()
-    assert time.monotonic() - started >= 0.5
-    writer.join(60)
-    accepted.close()
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1, warnings
-    assert "[linger-b]" in warnings[0]
-    assert "1 connection(s)" in warnings[0]
-    cut = int(warnings[0].split(" byte(s)")[0].rsplit(" ", 1)[1])
-    assert 0 < cut < size
-    with dialed:
-        received, error = read_until_error(dialed)
-        assert 0 < len(received) < size
-        assert isinstance(error, tailnet.ConnectionReset)
+    """A peer that stops answering (its process frozen): close gives up after the linger time, warns once."""
+    peer = spawn_echo(local_tailnet, tmp_path, "frozen-peer")
+    try:
+        b = local_tailnet.server("linger-b", linger=0.5).up(timeout=60)
+        eventually_knows(b, "frozen-peer")
+        conn = b.dial("tcp", "frozen-peer:7", timeout=30)
+        conn.sendall(b"ping")
+        assert conn.recv(4) == b"ping"  # the path works, and the peer has acknowledged everything
+        peer.send_signal(signal.SIGSTOP)
+        size = 256 << 10  # fits this side's buffers: sendall returns, nothing is acknowledged
+        conn.sendall(b"z" * size)
+        caplog.set_level(logging.WARNING, logger="tailnet")
+        started = time.monotonic()
+        b.close()  # conn is still open: it is closed as a process exit would, within the linger
+        assert time.monotonic() - started >= 0.5
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1, warnings
+        assert "[linger-b]" in warnings[0]
+        assert "1 connection(s)" in warnings[0]
+        assert f" {size} byte(s)" in warnings[0]
+        with pytest.raises(tailnet.ConnectionReset, match="'linger-b' was closed"):
+            conn.recv(1)
+        conn.close()
+    finally:
+        peer.send_signal(signal.SIGCONT)
+        end(peer)
 
 
-def send_until_error(sock: socket.socket, size: int) -> None:
-    """sendall that ends quietly when the connection is aborted under it."""
-    with contextlib.suppress(OSError):
-        sock.sendall(b"z" * size)
-
-
-def test_linger_zero_aborts_at_once(pair: Pair, local_tailnet: LocalTailnet) -> None:
+def test_linger_zero_aborts_at_once_and_the_peer_sees_a_reset(
+    pair: Pair, local_tailnet: LocalTailnet
+) -> None:
     a, _ = pair
     b = local_tailnet.server("linger-zero", linger=0).up()
     knows(a, b)
     dialed, accepted = accept_pair((a, b), 7007)
     with dialed:
+        accepted.sendall(b"before the close")
         b.close()
         with pytest.raises(tailnet.ConnectionReset):
             recv_all(accepted)
         accepted.close()
+        data, error = read_until_error(dialed)  # the RST went out before the node stopped
+        assert data in (b"", b"before the close")
+        assert isinstance(error, tailnet.ConnectionReset), error
 
 
 @pytest.mark.parametrize("linger", [-1, float("nan"), float("inf")])
