@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,3 +90,43 @@ def test_the_package_carries_the_license_notices_of_what_the_library_links() -> 
     for section in ("Go (standard library and runtime)", "tailscale.com v1.102.5", "gvisor.dev/gvisor"):
         assert f"\n{section}" in notices
     assert "Apache License" in notices
+
+
+def test_the_unit_tests_need_no_build() -> None:
+    """tests/unit runs from the bare sources: no generated cffi module, no library, no Go."""
+    src = ROOT / "src"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), sysconfig.get_paths()["purelib"]])}
+    # -S: no site processing, so no editable-install hook: tailnet comes from src/ as a checkout has it.
+    bare = [sys.executable, "-S"]
+    where = (
+        "import importlib.util, tailnet; print(tailnet.__file__, importlib.util.find_spec('tailnet._ffi'))"
+    )
+    probe = subprocess.run(
+        [*bare, "-c", where],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.split() == [str(src / "tailnet" / "__init__.py"), "None"]
+    done = subprocess.run(
+        [
+            *bare,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:tailnet",
+            "-p",
+            "no:cacheprovider",
+            "--unit-only",
+            "tests/unit",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert " passed" in done.stdout

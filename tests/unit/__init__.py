@@ -1,0 +1,1 @@
+"""Unit tests of tailnet's pure parts (see conftest.py)."""
