@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -130,3 +131,24 @@ def test_the_unit_tests_need_no_build() -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert " passed" in done.stdout
+
+
+def test_the_version_is_written_once() -> None:
+    """pyproject.toml reads it from _version.py: the installed metadata and the package agree."""
+    import importlib.metadata
+
+    import tailnet
+
+    assert importlib.metadata.version("tailnet") == tailnet.__version__
+    assert not re.search(r"^version\s*=", (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+
+
+def test_the_pre_commit_configuration_is_valid() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
