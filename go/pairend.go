@@ -24,17 +24,23 @@ import (
 type pairEnd struct {
 	*os.File
 	raw      syscall.RawConn
+	held     int          // bytes at the front of our queue that are the held byte, 0 or 1
 	inFlight atomic.Int64 // bytes copyTo has taken off the queue and not yet written
 }
 
 // newPairEnd makes a connection's socketpair: ours, and the caller's
 // descriptor (which it then owns).
-func newPairEnd() (*pairEnd, int, error) {
+func newPairEnd() (*pairEnd, int, error) { return openPairEnd(holdByte) }
+
+// openPairEnd is newPairEnd with the way to hold a byte given: tests pass
+// one that holds nothing, as on a system without SO_PEEK_OFF.
+func openPairEnd(hold func(mine, theirs int) (int, error)) (*pairEnd, int, error) {
 	mine, theirs, err := socketpair(unix.SOCK_STREAM)
 	if err != nil {
 		return nil, -1, err
 	}
-	if err := holdByte(mine, theirs); err != nil {
+	held, err := hold(mine, theirs)
+	if err != nil {
 		closeFD(mine)
 		closeFD(theirs)
 		return nil, -1, err
@@ -51,7 +57,7 @@ func newPairEnd() (*pairEnd, int, error) {
 		closeFD(theirs)
 		return nil, -1, err
 	}
-	return &pairEnd{File: f, raw: raw}, theirs, nil
+	return &pairEnd{File: f, raw: raw, held: held}, theirs, nil
 }
 
 // copyTo writes what the caller sends to w until the caller's EOF, or,
@@ -85,7 +91,7 @@ func (p *pairEnd) copyTo(w io.Writer, buf []byte, draining func() bool) error {
 // take). No data is the caller's EOF.
 func (p *pairEnd) takeWait(buf []byte) (data []byte, err error) {
 	rerr := p.raw.Read(func(fd uintptr) bool {
-		data, err = take(int(fd), buf)
+		data, err = p.take(int(fd), buf)
 		return err != unix.EAGAIN
 	})
 	if rerr != nil {
@@ -96,11 +102,31 @@ func (p *pairEnd) takeWait(buf []byte) (data []byte, err error) {
 
 // takeNow is takeWait without the wait: EAGAIN if nothing is queued.
 func (p *pairEnd) takeNow(buf []byte) (data []byte, err error) {
-	cerr := p.raw.Control(func(fd uintptr) { data, err = take(int(fd), buf) })
+	cerr := p.raw.Control(func(fd uintptr) { data, err = p.take(int(fd), buf) })
 	if cerr != nil {
 		return nil, cerr
 	}
 	return data, err
+}
+
+// take moves the caller's next data into buf and returns it: past the
+// held byte if there is one (takeHeld), plainly if not. No data is the
+// caller's EOF; EAGAIN means nothing is queued.
+func (p *pairEnd) take(fd int, buf []byte) ([]byte, error) {
+	if p.held == 0 {
+		return takePlain(fd, buf)
+	}
+	return takeHeld(fd, buf)
+}
+
+// takePlain reads the caller's next data into buf, with nothing held to
+// peek past.
+func takePlain(fd int, buf []byte) ([]byte, error) {
+	n, err := unix.Read(fd, buf)
+	if err != nil || n <= 0 {
+		return nil, err
+	}
+	return buf[:n], nil
 }
 
 // release reads whatever is left, the held byte included, so that closing
@@ -125,7 +151,7 @@ func (p *pairEnd) pending() int64 {
 			n = v
 		}
 	})
-	return max(int64(n-heldBytes), 0) + p.inFlight.Load()
+	return max(int64(n-p.held), 0) + p.inFlight.Load()
 }
 
 // CloseWrite half-closes: the caller reads EOF and can still write.

@@ -1,15 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
-
-// heldBytes is how many bytes at the front of our receive queue are the
-// held byte rather than the caller's data.
-const heldBytes = 1
 
 // inqIoctl asks how many bytes a socket's receive queue holds.
 const inqIoctl = unix.SIOCINQ
@@ -24,17 +21,26 @@ const inqIoctl = unix.SIOCINQ
 // ECONNRESET (net/unix/af_unix.c, unix_release_sock), whatever the caller
 // did meanwhile, a half-close included; release empties the queue first
 // when the end is clean.
-func holdByte(mine, theirs int) error {
+//
+// It returns how many bytes it held: 0 where the kernel (or an emulator
+// such as qemu-user) has no SO_PEEK_OFF for AF_UNIX, and then the copier
+// reads plainly and an abort reaches the caller as EOF, as on other
+// systems.
+func holdByte(mine, theirs int) (int, error) {
+	err := unix.SetsockoptInt(mine, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 1)
+	if errors.Is(err, unix.ENOPROTOOPT) || errors.Is(err, unix.EINVAL) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("SO_PEEK_OFF: %w", err)
+	}
 	if _, err := unix.Write(theirs, []byte{0}); err != nil {
-		return fmt.Errorf("socketpair: %w", err)
+		return 0, fmt.Errorf("socketpair: %w", err)
 	}
-	if err := unix.SetsockoptInt(mine, unix.SOL_SOCKET, unix.SO_PEEK_OFF, heldBytes); err != nil {
-		return fmt.Errorf("SO_PEEK_OFF: %w", err)
-	}
-	return nil
+	return 1, nil
 }
 
-// take moves the caller's next data into buf and returns it. It peeks past
+// takeHeld moves the caller's next data into buf and returns it. It peeks past
 // the held byte into buf[1:], so the n bytes land in buf[1:n+1]; then it
 // takes n bytes off the queue into buf[:n]: the held byte and the first
 // n-1 it peeked, the same bytes again shifted by one, so buf[1:n+1] is
@@ -42,7 +48,7 @@ func holdByte(mine, theirs int) error {
 // new held byte (already taken for sending), and the peek offset moves
 // back by n with the bytes taken. No data (and no error) is the caller's
 // EOF; EAGAIN means nothing is queued.
-func take(fd int, buf []byte) ([]byte, error) {
+func takeHeld(fd int, buf []byte) ([]byte, error) {
 	n, err := peek(fd, buf[1:])
 	if err != nil || n == 0 {
 		return nil, err
