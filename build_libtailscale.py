@@ -230,6 +230,116 @@ def c_compiler(target: Target) -> list[str] | None:
     )
 
 
+#: Our patch to tsnet (tailscale.com/tsnet/tsnet.go at the pinned version),
+#: applied by building against a shadow of the module (:func:`patched_tailscale`);
+#: the module cache is never touched.
+#: Upstream, a tsnet.Server always has a directory: with no Dir it makes one
+#: under os.UserConfigDir, and even with a Store it writes its log
+#: configuration and log buffer there. Patched, a Server with a Store and
+#: no Dir has no directory: it writes nothing to disk (Server(store=...),
+#: docs/state.md). Each (old, new) pair must match exactly once, so a new
+#: tailscale version fails the build here rather than silently unpatched.
+TSNET_PATCH: tuple[tuple[str, str], ...] = (
+    (
+        """\tif s.rootPath == "" {
+\t\tconfDir, err := os.UserConfigDir()
+\t\tif err != nil {
+\t\t\treturn err
+\t\t}
+\t\ts.rootPath = filepath.Join(confDir, "tsnet-"+prog)
+\t}
+\tif err := os.MkdirAll(s.rootPath, 0700); err != nil {
+\t\treturn err
+\t}
+\tif fi, err := os.Stat(s.rootPath); err != nil {
+\t\treturn err
+\t} else if !fi.IsDir() {
+\t\treturn fmt.Errorf("%v is not a directory", s.rootPath)
+\t}
+""",
+        """\t// tailnet patch: a Store and no Dir mean no directory at all.
+\tif s.rootPath == "" && s.Store == nil {
+\t\tconfDir, err := os.UserConfigDir()
+\t\tif err != nil {
+\t\t\treturn err
+\t\t}
+\t\ts.rootPath = filepath.Join(confDir, "tsnet-"+prog)
+\t}
+\tif s.rootPath != "" {
+\t\tif err := os.MkdirAll(s.rootPath, 0700); err != nil {
+\t\t\treturn err
+\t\t}
+\t\tif fi, err := os.Stat(s.rootPath); err != nil {
+\t\t\treturn err
+\t\t} else if !fi.IsDir() {
+\t\t\treturn fmt.Errorf("%v is not a directory", s.rootPath)
+\t\t}
+\t}
+""",
+    ),
+    (
+        """\tif testenv.InTest() {
+\t\treturn nil
+\t}
+\tcfgPath := filepath.Join(s.rootPath, "tailscaled.log.conf")
+""",
+        """\tif testenv.InTest() || s.rootPath == "" { // tailnet patch: no directory, no log files
+\t\treturn nil
+\t}
+\tcfgPath := filepath.Join(s.rootPath, "tailscaled.log.conf")
+""",
+    ),
+)
+
+
+def patched_tailscale(go: str, env: dict[str, str], work: Path) -> Path:
+    """A go.work that builds go/ against tailscale.com with :data:`TSNET_PATCH` applied.
+
+    Go refuses ``-overlay`` for files in the module cache, so the module is
+    shadowed instead: work/tailscale.com mirrors the cached module with
+    symbolic links and copies, all but tsnet/tsnet.go, which is the patched copy.
+    ``work`` should be the same directory from build to build, so that Go's
+    build cache keeps the compiled packages.
+    """
+    found = subprocess.run(
+        [go, "list", "-m", "-f", "{{.Dir}}", "tailscale.com"],
+        cwd=GO_DIR,
+        env={**env, "GOWORK": "off"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0 or not found.stdout.strip():
+        raise BuildError(f"could not find the tailscale.com module: {found.stderr.strip()}")
+    module = Path(found.stdout.strip())
+    text = (module / "tsnet" / "tsnet.go").read_text(encoding="utf-8")
+    for old, new in TSNET_PATCH:
+        if text.count(old) != 1:
+            raise BuildError(f"{module}/tsnet/tsnet.go is not what TSNET_PATCH expects: update the patch")
+        text = text.replace(old, new)
+    shadow = work / "tailscale.com"
+    shutil.rmtree(shadow, ignore_errors=True)
+    (shadow / "tsnet").mkdir(parents=True)
+    # Directories are linked, files copied (go:embed refuses a linked file).
+    for entry in module.iterdir():
+        if entry.is_dir() and entry.name != "tsnet":
+            (shadow / entry.name).symlink_to(entry)
+        elif entry.is_file():
+            shutil.copyfile(entry, shadow / entry.name)
+    for entry in (module / "tsnet").iterdir():
+        if entry.is_dir():
+            (shadow / "tsnet" / entry.name).symlink_to(entry)
+        elif entry.name != "tsnet.go":
+            shutil.copyfile(entry, shadow / "tsnet" / entry.name)
+    (shadow / "tsnet" / "tsnet.go").write_text(text, encoding="utf-8")
+    major, minor, patch = required_go_version()
+    workfile = work / "go.work"
+    workfile.write_text(
+        f"go {major}.{minor}.{patch}\n\nuse {GO_DIR}\n\nreplace tailscale.com => {shadow}\n", encoding="utf-8"
+    )
+    return workfile
+
+
 def build_library(go: str, out_dir: Path, target: Target) -> Path:
     """Run ``go build -buildmode=c-shared`` into out_dir."""
     lib = out_dir / target.lib_name
@@ -241,6 +351,7 @@ def build_library(go: str, out_dir: Path, target: Target) -> Path:
     ldflags = "-s -w -buildid="
     if os.environ.get("TAILNET_CC") == "zig":
         ldflags += " -extldflags=-Wl,--strip-all"  # zig's linker ignores a plain -s
+    env["GOWORK"] = str(patched_tailscale(go, env, out_dir / "go-work"))
     cmd = [
         go,
         "build",

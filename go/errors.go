@@ -27,6 +27,7 @@ const (
 	codeAddrInUse   = -10
 	codeNotFound    = -11
 	codeReset       = -12 // a connection was reset or aborted (tailnet_conn_error)
+	codeState       = -13 // statestore.go: the caller's state store failed or did not answer
 	codeNoCert      = -20 // services.go: no TLS certificate for this node
 	codeNoFunnel    = -21 // services.go: the tailnet does not allow Funnel here
 	codeInternal    = -99

@@ -49,6 +49,16 @@ func tailnet_set_logfd(h C.int64_t, fd C.int, verbose C.int, errbuf *C.char, err
 	return fail(err, errbuf, errlen)
 }
 
+//export tailnet_set_store
+func tailnet_set_store(h C.int64_t, fd C.int, timeoutMS C.int64_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	s, err := lookup[*server](int64(h))
+	if err == nil {
+		err = s.setStore(int(fd), time.Duration(timeoutMS)*time.Millisecond)
+	}
+	return fail(err, errbuf, errlen)
+}
+
 //export tailnet_start
 func tailnet_start(h C.int64_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
 	defer guard(&rc, errbuf, errlen)

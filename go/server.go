@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tailscale.com/ipn"
+	"tailscale.com/ipn/store/mem"
 	"tailscale.com/tsnet"
 )
 
@@ -39,6 +40,8 @@ type server struct {
 	fates     fateLog      // why recent connections were aborted
 
 	closing closeState
+
+	store *callerStore // a state store the caller serves (statestore.go), or nil
 
 	node nodeState    // backend state and login URL (watch.go)
 	svc  serviceState // TLS, Funnel, loopback (services.go)
@@ -91,6 +94,14 @@ func (s *server) configure(key, value string) error {
 		ts.Hostname = value
 	case "dir":
 		ts.Dir = value
+	case "store":
+		if value != "mem" {
+			return errorf(codeInvalid, "store must be \"mem\" (or use tailnet_set_store), not %q", value)
+		}
+		if ts.Store != nil {
+			return errorf(codeInvalid, "the server already has a state store")
+		}
+		ts.Store = new(mem.Store)
 	case "authkey":
 		ts.AuthKey = value
 		s.log.redact(value)
@@ -123,17 +134,48 @@ func (s *server) configure(key, value string) error {
 	return nil
 }
 
+// setStore makes the caller, served over fd, the server's state store
+// (statestore.go); only before the server has started.
+func (s *server) setStore(fd int, timeout time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return errClosed
+	case s.started:
+		return errorf(codeInvalid, "the state store cannot change after the server has started")
+	case s.ts.Store != nil:
+		return errorf(codeInvalid, "the server already has a state store")
+	}
+	c, err := newCallerStore(fd, timeout)
+	if err != nil {
+		return err
+	}
+	s.store = c
+	s.ts.Store = c
+	return nil
+}
+
 // start brings up the tsnet server (not yet connected to the tailnet).
-// Callers hold a reference.
+// With a store and no dir, tsnet writes nothing to disk (our patch to
+// tsnet, see build_libtailscale.py). Callers hold a reference.
 func (s *server) start() error {
 	s.mu.Lock()
-	if s.ts.Dir == "" || s.ts.Hostname == "" {
+	if s.ts.Hostname == "" || (s.ts.Dir == "" && s.ts.Store == nil) {
 		s.mu.Unlock()
-		return errorf(codeInvalid, "hostname and dir must be set before start")
+		return errorf(codeInvalid, "hostname, and dir or a state store, must be set before start")
+	}
+	if _, ok := s.ts.Store.(*mem.Store); ok && !s.ts.Ephemeral {
+		s.mu.Unlock()
+		return errorf(codeInvalid, "a memory store needs an ephemeral node: "+
+			"a node that forgets its identity at exit would leave a stale node behind on every run")
 	}
 	s.started = true
 	s.mu.Unlock()
 	if err := s.ts.Start(); err != nil {
+		if s.store != nil && s.store.lastFailure() != nil { // tsnet's error says which call failed
+			return errorf(codeState, "%v", err)
+		}
 		return err
 	}
 	if err := tuneNetstack(s.ts); err != nil { // see netstack.go
@@ -296,6 +338,9 @@ func (s *server) shutdown(linger time.Duration) cutStats {
 	if started {
 		flushOutbound(s.ts) // the RSTs of what awaitBridges aborted
 		s.closeTSNet()
+	}
+	if s.store != nil {
+		s.store.close()
 	}
 	s.log.close()
 	return cut

@@ -72,6 +72,7 @@ extern "C" {
 #define TAILNET_ERR_ADDR_IN_USE -10 /* listen: the port is taken */
 #define TAILNET_ERR_NOT_FOUND   -11 /* whois, ping: no node has that address or name */
 #define TAILNET_ERR_RESET       -12 /* tailnet_conn_error: the connection was reset or aborted */
+#define TAILNET_ERR_STATE       -13 /* the caller's state store failed or did not answer in time */
 #define TAILNET_ERR_NO_CERT     -20 /* no TLS certificate for this node */
 #define TAILNET_ERR_NO_FUNNEL   -21 /* the tailnet does not allow Funnel here */
 #define TAILNET_ERR_INTERNAL    -99 /* a bug: please report it */
@@ -102,10 +103,39 @@ int tailnet_new(int64_t *server, char *errbuf, size_t errlen);
  *   "control_url"  coordination server URL
  *   "ephemeral"    "true" or "false"
  *   "tags"         comma-separated "tag:name" list to advertise
+ *   "store"        "mem": keep the node's state in memory (needs
+ *                  "ephemeral" "true"); see also tailnet_set_store
  *   "port"         WireGuard UDP port, "0" (default) picks one
+ * "dir" is required unless a state store is set ("store" or
+ * tailnet_set_store). A server with a store and no "dir" writes nothing
+ * to disk: no state file, no log configuration or log buffer (so no log
+ * upload either), no certificate or network map cache (so no TLS
+ * certificates: tailnet_listen_tls fails).
  */
 int tailnet_set(int64_t server, const char *key, const char *value,
                 char *errbuf, size_t errlen);
+
+/*
+ * Makes the caller the server's state store, served over fd: a connected
+ * AF_UNIX SOCK_STREAM socket, which is duplicated (the caller keeps and
+ * may close its own fd, and serves the other end of the pair). Only
+ * before the server starts, once. The library sends a request and waits
+ * at most timeout_ms (> 0) for its reply; it never calls into the caller.
+ * Frames, both ways, integers big-endian:
+ *   u32 length of the rest, u64 request number, then
+ *   request  u8 'R' (read) or 'W' (write), u16 key length, key, and for
+ *            'W' the value (the rest of the frame)
+ *   reply    u8 status: 0 done (for 'R' the value is the rest), 1 no such
+ *            key ('R' only), 2 failed (the rest is a message)
+ * Reply to each request with its number; requests come one at a time
+ * unless an earlier one timed out (a late reply is dropped). A failure, a
+ * late reply or a malformed frame fails that read or write with
+ * TAILNET_ERR_STATE; at start (tailnet_start, tailnet_up, ...) the node
+ * then fails to start with TAILNET_ERR_STATE. When the server closes, the
+ * library closes its end: the caller reads end-of-file.
+ */
+int tailnet_set_store(int64_t server, int fd, int64_t timeout_ms,
+                      char *errbuf, size_t errlen);
 
 /*
  * Forwards the server's log to fd, which is duplicated (the caller keeps

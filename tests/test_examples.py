@@ -94,3 +94,12 @@ def test_whois_http_authorizes_by_tag() -> None:
         'ops-laptop: 200 {"restarted":true,"by":"ops-laptop","tags":["tag:ops"]}',
         "guest: 403 guest may not restart anything",
     ]
+
+
+def test_sqlite_store() -> None:
+    out = run(str(EXAMPLES / "sqlite_store.py"))
+    pairs = (line.split(":", 1) for line in out.splitlines() if ":" in line)
+    lines = {key: value.strip() for key, value in pairs}
+    assert lines["first start"].startswith("100."), out
+    assert lines["second start"] == lines["first start"], out
+    assert out.rstrip().endswith("same identity"), out

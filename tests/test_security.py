@@ -149,6 +149,7 @@ def test_default_state_dir_is_private(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     server = tailnet.Server("default-dir")
     try:
+        assert server.state_dir is not None
         assert Path(server.state_dir) == tmp_path / "data" / "tailnet" / "default-dir"
         assert stat.S_IMODE(Path(server.state_dir).stat().st_mode) == 0o700
     finally:

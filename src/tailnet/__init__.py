@@ -39,6 +39,7 @@ from ._exceptions import (
     LocalAPIError,
     MissingDependencyError,
     PeerNotFound,
+    StateStoreError,
     TailnetError,
     TailnetTimeout,
     UnsupportedError,
@@ -62,6 +63,7 @@ from ._info import (
 from ._localapi import LocalAPIResponse
 from ._localapi_sync import LocalAPIClient
 from ._server_sync import Listener, Server
+from ._state import StateStore
 from ._stream_sync import TailnetSocket
 from ._version import __version__
 from ._watch_sync import Watcher
@@ -144,6 +146,8 @@ __all__ = [
     "PingResult",
     "Server",
     "StateChanged",
+    "StateStore",
+    "StateStoreError",
     "Status",
     "TailnetDatagramSocket",
     "TailnetError",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._exceptions import ConfigurationError, InsecureStateDirWarning
+from ._state import MEMORY, StateStore, check_store
 
 __all__ = ["DEFAULT_LINGER", "ServerConfig", "claim_state_dir", "release_state_dir"]
 
@@ -54,6 +55,14 @@ def _check_linger(linger: object) -> float:
     return float(linger)
 
 
+def _check_port(port: object) -> int:
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int, not {type(port).__name__}")
+    if not 0 <= port <= 65535:
+        raise ConfigurationError(f"port must be 0 (any) or a UDP port 1-65535, not {port}")
+    return port
+
+
 def _check_str(name: str, value: object) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
@@ -74,6 +83,8 @@ class ServerConfig:
     ephemeral: bool
     tags: tuple[str, ...]
     linger: float = DEFAULT_LINGER
+    store: StateStore | str | None = None
+    port: int = 0
 
     @classmethod
     def from_arguments(
@@ -86,6 +97,8 @@ class ServerConfig:
         ephemeral: bool,
         tags: Iterable[str],
         linger: float = DEFAULT_LINGER,
+        store: StateStore | str | None = None,
+        port: int = 0,
     ) -> ServerConfig:
         """Apply defaults and environment fallbacks to the user's arguments."""
         hostname = default_hostname() if hostname is None else hostname
@@ -106,11 +119,36 @@ class ServerConfig:
             if "," in tag:
                 raise ConfigurationError(f"tag {tag!r} must not contain a comma")
         directory = None if state_dir is None else Path(os.fspath(state_dir))
-        return cls(hostname, directory, authkey, control_url, ephemeral, tag_tuple, _check_linger(linger))
+        if store is not None:
+            store = check_store(store)
+            if store == MEMORY and not ephemeral:
+                raise ConfigurationError(
+                    "store='mem' needs ephemeral=True: a node that forgets its identity at exit "
+                    "would leave a stale node on the tailnet after every run"
+                )
+        return cls(
+            hostname,
+            directory,
+            authkey,
+            control_url,
+            ephemeral,
+            tag_tuple,
+            _check_linger(linger),
+            store,
+            _check_port(port),
+        )
 
-    def resolved_state_dir(self) -> Path:
-        """The state directory: as given, or per hostname in the user data dir."""
-        return self.state_dir or user_data_dir() / "tailnet" / self.hostname
+    def resolved_state_dir(self) -> Path | None:
+        """The node's directory: as given, else per hostname in the user data dir.
+
+        None for a node with a store and no ``state_dir``: it has no
+        directory and writes nothing to disk.
+        """
+        if self.state_dir is not None:
+            return self.state_dir
+        if self.store is not None:
+            return None
+        return user_data_dir() / "tailnet" / self.hostname
 
     def options(self) -> list[tuple[str, str]]:
         """The (key, value) pairs for the C API's tailnet_set, hostname first."""
@@ -122,6 +160,10 @@ class ServerConfig:
         opts.append(("ephemeral", "true" if self.ephemeral else "false"))
         if self.tags:
             opts.append(("tags", ",".join(self.tags)))
+        if self.store == MEMORY:
+            opts.append(("store", MEMORY))
+        if self.port:
+            opts.append(("port", str(self.port)))
         return opts
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "LocalAPIError",
     "MissingDependencyError",
     "PeerNotFound",
+    "StateStoreError",
     "TailnetError",
     "TailnetTimeout",
     "UnsupportedError",
@@ -143,6 +144,16 @@ class FunnelUnavailableError(TailnetError, PermissionError):
 
     def __init__(self, message: str) -> None:
         super().__init__(errno.EACCES, message)
+
+
+class StateStoreError(TailnetError, OSError):
+    """The node's :class:`~tailnet.StateStore` raised, or did not answer in time.
+
+    Raised when the node starts (``up``, ``start``, a first ``dial`` or
+    ``listen``) if its store fails to read or write its state. A failure
+    while the node runs is logged (WARNING on the ``tailnet`` logger) and
+    the node carries on. See docs/state.md.
+    """
 
 
 class LocalAPIError(TailnetError, OSError):

@@ -46,6 +46,7 @@ from ._info import (
     parse_whois,
 )
 from ._logs import LOGGER, LogPump
+from ._state import StateStore, StoreServer
 from ._watch import WatchCore
 
 __all__ = [
@@ -244,6 +245,7 @@ class Node:
         self._lock = threading.Lock()
         self._closed = False
         self._state_dir: Path | None = None
+        self._store_server: StoreServer | None = None
         try:
             self._configure()
         except BaseException:
@@ -255,11 +257,23 @@ class Node:
         for key, value in self.config.options():
             calls.set_option(self.handle, key, formats.c_string(key, value))
         # The hostname is valid now, so it is safe in a path.
-        self._state_dir = claim_state_dir(self.config.resolved_state_dir())
-        calls.set_option(self.handle, "dir", os.fsencode(self._state_dir))
+        directory = self.config.resolved_state_dir()
+        if directory is not None:
+            self._state_dir = claim_state_dir(directory)
+            calls.set_option(self.handle, "dir", os.fsencode(self._state_dir))
+        if isinstance(self.config.store, StateStore):
+            self._serve_store(self.config.store)
         pump = LogPump.get()
         pump.register(self.handle, self.config.hostname)
         calls.set_logfd(self.handle, pump.write_fd, LOGGER.isEnabledFor(logging.DEBUG))
+
+    def _serve_store(self, store: StateStore) -> None:
+        """Serve ``store`` to the library on the node's own thread (tailnet._state)."""
+        server = StoreServer(store, self.config.hostname)
+        self._store_server = server
+        calls.set_store(self.handle, server.theirs.fileno(), max(1, round(server.timeout * 1000)))
+        server.theirs.close()  # the library holds its own copy
+        server.start()
 
     @property
     def closed(self) -> bool:
@@ -267,9 +281,8 @@ class Node:
         return self._closed
 
     @property
-    def state_dir(self) -> Path:
-        """The node's state directory."""
-        assert self._state_dir is not None
+    def state_dir(self) -> Path | None:
+        """The node's directory; None if it has none (a store and no state_dir)."""
         return self._state_dir
 
     def check_open(self) -> None:
@@ -459,6 +472,8 @@ class Node:
     def _release(self) -> None:
         calls.free(self.handle)  # closes first
         LogPump.get().unregister(self.handle)
+        if self._store_server is not None:
+            self._store_server.stop()  # after the library closed its end
         if self._state_dir is not None:
             release_state_dir(self._state_dir)
 

@@ -18,6 +18,7 @@ from ._config import DEFAULT_LINGER, ServerConfig
 from ._info import BackendState
 from ._node import ListenerCore, Node
 from ._public import qualified_name
+from ._state import StateStore
 
 __all__ = ["ServerBase", "core_of", "node_of"]
 
@@ -32,9 +33,21 @@ ARGUMENTS_DOC = """
             else Tailscale's.
         state_dir: Where the node keeps its identity; defaults to a
             per-hostname directory in the user's data dir (mode 0700),
-            created by the constructor.
+            created by the constructor. With a ``store`` it holds only
+            the rest (log configuration, certificate cache), and without
+            one the node has no directory.
+        store: Keep the node's state elsewhere than in ``state_dir``:
+            ``"mem"`` (in memory only, gone at exit; needs
+            ``ephemeral=True``) or a :class:`~tailnet.StateStore` (bytes
+            by key, e.g. in SQLite or a Kubernetes Secret). Without a
+            ``state_dir`` the node then writes nothing to disk. See
+            docs/state.md.
         ephemeral: Remove the node from the tailnet when it goes offline.
         tags: ACL tags to advertise, e.g. ``["tag:server"]``.
+        port: The UDP port for WireGuard and peer-to-peer traffic
+            (tsnet's ``Port``), for a host whose firewall opens one port;
+            0 (the default) picks a free one. If the port is taken when
+            the node starts, the node picks another and logs it.
         linger: How long, in seconds, closing the server lets its
             connections finish delivering what was written to them (until
             the peer has acknowledged it), as a kernel does after
@@ -59,6 +72,8 @@ class ServerBase:
         ephemeral: bool = False,
         tags: Iterable[str] = (),
         linger: float = DEFAULT_LINGER,
+        store: StateStore | str | None = None,
+        port: int = 0,
     ) -> None:
         config = ServerConfig.from_arguments(
             hostname=hostname,
@@ -68,6 +83,8 @@ class ServerBase:
             ephemeral=ephemeral,
             tags=tags,
             linger=linger,
+            store=store,
+            port=port,
         )
         self._node = Node(config)
 
@@ -77,9 +94,10 @@ class ServerBase:
         return self._node.config.hostname
 
     @property
-    def state_dir(self) -> str:
-        """The node's state directory."""
-        return str(self._node.state_dir)
+    def state_dir(self) -> str | None:
+        """The node's directory; None for a node with a ``store`` and no ``state_dir`` (nothing on disk)."""
+        directory = self._node.state_dir
+        return None if directory is None else str(directory)
 
     @property
     def ips(self) -> tuple[IPAddress, ...]:

@@ -313,7 +313,11 @@ class AsyncServer(ServerBase):
             self._node.finish_close(op, completed=completed)
 
     async def __aenter__(self) -> AsyncServer:
-        return await self.up()
+        try:
+            return await self.up()
+        except BaseException:  # __aexit__ will not run: close here (its store thread too)
+            await self.aclose()
+            raise
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -343,7 +343,11 @@ class Server(ServerBase):
         close_nodes([self._node])
 
     def __enter__(self) -> Server:
-        return self.up()
+        try:
+            return self.up()
+        except BaseException:  # __exit__ will not run: close here (its store thread too)
+            self.close()
+            raise
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -57,6 +57,7 @@ __all__ = [
     "raise_for_code",
     "set_logfd",
     "set_option",
+    "set_store",
     "setenv",
     "shutdown",
     "start",
@@ -93,6 +94,7 @@ _BY_CODE: dict[str, type[Exception]] = {
     "TAILNET_ERR_ADDR_IN_USE": exc.AddressInUseError,
     "TAILNET_ERR_NOT_FOUND": exc.PeerNotFound,
     "TAILNET_ERR_RESET": exc.ConnectionReset,
+    "TAILNET_ERR_STATE": exc.StateStoreError,
     "TAILNET_ERR_NO_CERT": exc.CertificateUnavailableError,
     "TAILNET_ERR_NO_FUNNEL": exc.FunnelUnavailableError,
     "TAILNET_ERR_INTERNAL": exc.InternalError,
@@ -105,6 +107,7 @@ _ADVICE: dict[type[Exception], str] = {
     exc.HostUnreachable: "; check the name or IP against `status` and that the peer is online",
     exc.PeerNotFound: "; check the name or IP against `status()`",
     exc.CertificateUnavailableError: " (see docs/tls-and-funnel.md)",
+    exc.StateStoreError: " (see docs/state.md)",
     exc.FunnelUnavailableError: " (see docs/tls-and-funnel.md)",
 }
 
@@ -193,6 +196,11 @@ def set_option(server: int, key: str, value: bytes) -> None:
 def set_logfd(server: int, fd: int, verbose: bool) -> None:
     """``tailnet_set_logfd``: where the server's log lines go."""
     _call(lib().tailnet_set_logfd, server, fd, int(verbose))
+
+
+def set_store(server: int, fd: int, timeout_ms: int) -> None:
+    """``tailnet_set_store``: the caller serves the server's state over ``fd``."""
+    _call(lib().tailnet_set_store, server, fd, timeout_ms)
 
 
 def start(server: int) -> None:

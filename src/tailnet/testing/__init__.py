@@ -220,7 +220,7 @@ class LocalTailnet:
         """A :class:`~tailnet.Server` on this tailnet (not yet up).
 
         Defaults: this tailnet's control URL and auth key, a fresh state
-        directory removed on :meth:`close`, ephemeral. Keyword arguments
+        directory removed on :meth:`close` (none with a ``store``), ephemeral. Keyword arguments
         override them.
         """
         return Server(hostname, **self._server_options(hostname, kwargs))
@@ -233,7 +233,7 @@ class LocalTailnet:
 
     def _server_options(self, hostname: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         options = {"control_url": self.control_url, "authkey": self._authkey, "ephemeral": True, **kwargs}
-        if "state_dir" not in options:
+        if "state_dir" not in options and options.get("store") is None:
             options["state_dir"] = tempfile.mkdtemp(prefix=f"{hostname}-", dir=self._state_root.name)
         return options
 
@@ -272,6 +272,10 @@ class LocalTailnet:
         if not domains:
             raise ConfigurationError(
                 f"{server.hostname!r} has no cert domains: bring it up first, on a tailnet with https=True"
+            )
+        if server.state_dir is None:
+            raise ConfigurationError(
+                f"{server.hostname!r} has no directory (a store and no state_dir), so no certificate cache"
             )
         for domain in domains:
             calls.localnet_install_cert(self._live(), server.state_dir, c_string("domain", domain))
