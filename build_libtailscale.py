@@ -334,8 +334,13 @@ def patched_tailscale(go: str, env: dict[str, str], work: Path) -> Path:
     (shadow / "tsnet" / "tsnet.go").write_text(text, encoding="utf-8")
     major, minor, patch = required_go_version()
     workfile = work / "go.work"
+    # Relative paths: Go records a replacement's path in the binary's build
+    # information, and an absolute one would tie the bytes to the build
+    # directory (builds must be reproducible wherever they run).
+    use = os.path.relpath(GO_DIR, work)
     workfile.write_text(
-        f"go {major}.{minor}.{patch}\n\nuse {GO_DIR}\n\nreplace tailscale.com => {shadow}\n", encoding="utf-8"
+        f"go {major}.{minor}.{patch}\n\nuse {use}\n\nreplace tailscale.com => ./{shadow.name}\n",
+        encoding="utf-8",
     )
     return workfile
 
