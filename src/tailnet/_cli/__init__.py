@@ -89,7 +89,7 @@ def _proxy(args: argparse.Namespace) -> int:
     async def run() -> None:
         node = _node.async_server(args)
         try:
-            with Progress(f"{node.hostname}: joining the tailnet") as progress:
+            with Progress(node.hostname, "joining the tailnet") as progress:
                 await node.up(timeout=args.timeout, on_event=progress.event)
             await proxy(node, args.port or args.local_port, args.local_host, args.local_port)
         finally:
