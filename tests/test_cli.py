@@ -190,8 +190,8 @@ def test_local_tailnet_with_interactive_login(children: Callable[..., Child], tm
     up = children("up", "-n", "cli-login", env=env)
     up.expect(r"cli-login: joining the tailnet", "stderr")
     url = up.expect(r"(http://\S+/auth/\S+)", "stderr").group(1)
-    control.write(url)
-    control.expect(r"^approved ", "stderr")
+    control.write(url)  # a bare URL approves it
+    assert json.loads(control.expect(r"^\{").string) == {"ok": True}
     up.expect(r"^cli-login: Running")
     ips = up.expect(r"IPs: +(\S+),").group(1)
     assert up.proc.wait(60) == 0
@@ -302,6 +302,10 @@ def test_local_tailnet_prints_an_auth_key_nodes_need(children: Callable[..., Chi
     url = control.expect(r"control URL: (http://127\.0\.0\.1:\d+)").group(1)
     key = control.expect(r"auth key: +(tskey-local-\w+)").group(1)
     exports = control.expect(r"^  export (.*)$").group(1)
+    control.write("deny nobody-yet")  # commands in text mode: answered on stderr in words
+    control.expect(r"^not done: .*nobody-yet", "stderr")
+    control.write("deny")
+    control.expect(r"^allowed all again$", "stderr")
     env = {**base, **dict(pair.split("=", 1) for pair in exports.split())}
     assert env["TS_CONTROL_URL"] == url
     assert env["TS_AUTHKEY"] == key
