@@ -128,6 +128,7 @@ class Server(ServerBase):
     """
         + ARGUMENTS_DOC
     )
+    __slots__ = ()
 
     def start(self) -> Server:
         """Start the node without waiting for it to join the tailnet."""
