@@ -203,7 +203,9 @@ def test_local_tailnet_with_interactive_login(children: Callable[..., Child], tm
     never = run("status", "-n", "cli-never", env=env)
     assert never.returncode == 1
     assert "cli-never: NeedsLogin" in never.stdout
-    assert re.search(r"log in at: http://\S+/auth/", never.stdout), never.stdout
+    never_url = re.search(r"log in at: (http://\S+/auth/\S+)", never.stdout)
+    assert never_url, never.stdout
+    assert (never.stdout + never.stderr).count(never_url.group(1)) == 1, never.stderr  # shown once
     assert control.stop(signal.SIGTERM) == 0
 
 

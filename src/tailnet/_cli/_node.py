@@ -84,7 +84,8 @@ def settle(node: Server, timeout: float) -> BackendState:
             except TailnetTimeout:
                 return node.state
             if isinstance(event, LoginRequired):
-                return BackendState.NEEDS_LOGIN  # the status shows its URL
+                progress.shown_elsewhere(event.url)  # the status shows it
+                return BackendState.NEEDS_LOGIN
             progress.event(event)
             if isinstance(event, StateChanged) and event.state in SETTLED:
                 return event.state

@@ -98,6 +98,11 @@ class Progress:
         elif isinstance(event, BackendError):
             self._line(f"{self._name}: the node reports an error: {event.message}")
 
+    def shown_elsewhere(self, url: str) -> None:
+        """Note that the command shows this login URL itself (e.g. in a status): do not show it here."""
+        with self._lock:
+            _shown_urls.add(url)
+
     def login(self, url: str) -> None:
         """Show a login URL (once: again only if it changes), then wait for the login."""
         with self._lock:
