@@ -130,8 +130,6 @@ class Progress:
         self._write(f"{_CLEAR_LINE if self._tty else ''}{text}\n")
 
     def _run(self) -> None:
-        if not self._tty:
-            self._write(f"{self._name}: {self._doing}...\n")
         tick = 0
         while not self._done.wait(_TICK if self._tty else self._every):
             tick += 1
@@ -151,6 +149,8 @@ class Progress:
     def __enter__(self) -> Progress:
         self._start = time.monotonic()
         _showing.set()
+        if not self._tty:  # first, before any event
+            self._write(f"{self._name}: {self._doing}...\n")
         self._thread.start()
         return self
 
