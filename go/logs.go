@@ -10,7 +10,8 @@ import (
 
 // logSink forwards a server's log lines to a descriptor chosen by the
 // caller, one line per record: "<handle> <level> <text>\n", level I for
-// user-facing messages (login URLs, state) and D for tsnet's verbose log.
+// user-facing messages, L for a login URL (the text is the URL alone,
+// once per URL: see loginf) and D for tsnet's verbose log.
 // A goroutine does the writing through a bounded queue, so a slow reader
 // costs dropped lines, never a stalled node. Known secrets are redacted.
 type logSink struct {
@@ -75,6 +76,26 @@ func (l *logSink) redact(secret string) {
 
 func (l *logSink) infof(format string, args ...any)  { l.emit('I', format, args) }
 func (l *logSink) debugf(format string, args ...any) { l.emit('D', format, args) }
+
+// loginf announces a login URL the node waits on. The state tracker calls
+// it as soon as the URL is known, and again only when it changes.
+func (l *logSink) loginf(url string) { l.emit('L', "%s", []any{url}) }
+
+// tsnetLoginHint starts the line tsnet's AuthLoop logs every 5 s while a
+// login is pending ("To start this tsnet server, restart with TS_AUTHKEY
+// set, or go to: URL"): late (the first at about 5 s), repeated, and
+// advice for a Go program's user. loginf replaces it.
+const tsnetLoginHint = "To start this tsnet server"
+
+// userf is tsnet's UserLogf: its user-facing lines, but the login hint,
+// which goes to the verbose log.
+func (l *logSink) userf(format string, args ...any) {
+	if strings.HasPrefix(format, tsnetLoginHint) {
+		l.debugf(format, args...)
+		return
+	}
+	l.infof(format, args...)
+}
 
 func (l *logSink) emit(level byte, format string, args []any) {
 	l.mu.Lock()

@@ -59,7 +59,7 @@ func newServer() *server {
 		closing:   closeState{done: make(chan struct{}), hurry: make(chan struct{})},
 	}
 	s.ts.Logf = s.log.debugf
-	s.ts.UserLogf = s.log.infof
+	s.ts.UserLogf = s.log.userf
 	return s
 }
 

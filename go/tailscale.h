@@ -140,9 +140,10 @@ int tailnet_set_store(int64_t server, int fd, int64_t timeout_ms,
 /*
  * Forwards the server's log to fd, which is duplicated (the caller keeps
  * and may close its own fd). One line per record:
- * "<server handle> <level> <text>\n", level 'I' for user-facing messages
- * (login URLs, state changes) and 'D' for the verbose log, sent only when
- * verbose is non-zero. Each line is shorter than PIPE_BUF, so servers may
+ * "<server handle> <level> <text>\n", level 'I' for user-facing messages,
+ * 'L' for a login URL the node waits on (the text is the URL alone; written
+ * as soon as the node has it, and again only when it changes) and 'D' for
+ * the verbose log, sent only when verbose is non-zero. Each line is shorter than PIPE_BUF, so servers may
  * share one pipe. Lines are dropped, never blocked on, if the reader lags.
  * May be called once per server.
  */

@@ -15,7 +15,8 @@ import (
 // Node events: the backend's state changes, login URLs and errors, read
 // from tsnet's IPN bus (LocalClient.WatchIPNBus). Each server keeps the
 // latest state and login URL (nodeState, updated by one goroutine it
-// owns) so that reading them never blocks, and streams events to any
+// owns, which also logs each new login URL the moment it is known) so
+// that reading them never blocks, and streams events to any
 // number of watch descriptors: JSON lines, one goroutine per descriptor,
 // stopped when the server closes or the caller closes its end.
 
@@ -163,8 +164,13 @@ func (s *server) startTracking() {
 		defer s.wg.Done()
 		defer s.node.stop()
 		defer recoverGoroutine("state tracker", s.log.debugf, func() {})
+		announced := "" // the login URL last logged
 		err := s.watchBus(s.ctx, func(ev nodeEvent) error {
 			s.node.apply(ev)
+			if ev.LoginURL != "" && ev.LoginURL != announced {
+				announced = ev.LoginURL
+				s.log.loginf(ev.LoginURL)
+			}
 			return nil
 		})
 		if s.ctx.Err() == nil {

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import pty
 import queue
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -62,6 +65,13 @@ class Child:
             self.seen[stream].append(line)
             if match := re.search(pattern, line):
                 return match
+
+    def rest(self, stream: str) -> list[str]:
+        """The lines of ``stream`` not yet read, to its end (the process must have exited)."""
+        lines: list[str] = []
+        while line := self.lines[stream].get(timeout=60):
+            lines.append(line)
+        return lines
 
     def write(self, line: str) -> None:
         assert self.proc.stdin is not None
@@ -180,8 +190,8 @@ def test_local_tailnet_with_interactive_login(children: Callable[..., Child], tm
     up = children("up", "-n", "cli-login", env=env)
     up.expect(r"cli-login: joining the tailnet", "stderr")
     url = up.expect(r"(http://\S+/auth/\S+)", "stderr").group(1)
-    control.write(url)
-    control.expect(r"^approved ", "stderr")
+    control.write(url)  # a bare URL approves it
+    assert json.loads(control.expect(r"^\{").string) == {"ok": True}
     up.expect(r"^cli-login: Running")
     ips = up.expect(r"IPs: +(\S+),").group(1)
     assert up.proc.wait(60) == 0
@@ -193,8 +203,99 @@ def test_local_tailnet_with_interactive_login(children: Callable[..., Child], tm
     never = run("status", "-n", "cli-never", env=env)
     assert never.returncode == 1
     assert "cli-never: NeedsLogin" in never.stdout
-    assert re.search(r"log in at: http://\S+/auth/", never.stdout), never.stdout
+    never_url = re.search(r"log in at: (http://\S+/auth/\S+)", never.stdout)
+    assert never_url, never.stdout
+    assert (never.stdout + never.stderr).count(never_url.group(1)) == 1, never.stderr  # shown once
     assert control.stop(signal.SIGTERM) == 0
+
+
+@pytest.fixture
+def login_tailnet(tmp_path: Path) -> Iterator[tuple[LocalTailnet, dict[str, str]]]:
+    """A local tailnet where nodes log in interactively, and a child's environment for it."""
+    with LocalTailnet(interactive=True) as net:
+        yield net, {**os.environ, **net.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+
+
+LOGIN_URL = r"http://127\.0\.0\.1:\d+/auth/\w+"
+SPINNER = re.compile(r"\r\x1b\[K([|/\\-]) cli-pty: joining the tailnet(.*?) \((\d+) s\)")
+
+
+def test_up_on_a_terminal_shows_the_login_url_once_at_once_and_spins(
+    login_tailnet: tuple[LocalTailnet, dict[str, str]],
+) -> None:
+    net, env = login_tailnet
+    controller, terminal = pty.openpty()
+    output = ""
+
+    def read_until(done: Callable[[], bool]) -> None:
+        nonlocal output
+        while not done():
+            ready, _, _ = select.select([controller], [], [], 120)  # a hang guard
+            assert ready, output
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the child has exited and all is read
+                return
+            if not chunk:
+                return
+            output += chunk.decode("utf-8", "replace")
+
+    with subprocess.Popen(
+        [*MODULE, "up", "-n", "cli-pty"], stdin=terminal, stdout=terminal, stderr=terminal, env=env
+    ) as child:
+        os.close(terminal)
+        try:
+            # Watch the spinner until it has counted 6 s: past tsnet's own
+            # login hint (first at about 5 s, then every 5 s).
+            read_until(lambda: any(int(m.group(3)) >= 6 for m in SPINNER.finditer(output)))
+            url = re.search(LOGIN_URL, output)
+            assert url, output
+            net.complete_login(url.group())
+            read_until(lambda: False)  # to the end
+            assert child.wait(60) == 0, output
+        finally:
+            os.close(controller)
+            if child.poll() is None:
+                child.kill()
+    assert output.count(url.group()) == 1, output  # once on the terminal (with its QR code, drawn once)
+    assert len(re.findall(r"\n▀{20,}\r\n", output)) == 1, output  # the QR code's last line
+    spins = list(SPINNER.finditer(output))
+    # Shown at once: before the spinner line says anything about a login, and
+    # before tsnet's own hint would have come.
+    assert url.start() < spins[0].start() or "log in" not in spins[0].group(2), output
+    assert all(int(m.group(3)) < 5 for m in spins if m.start() < url.start()), output
+    assert "waiting for you to log in" not in output[: url.start()]
+    assert "URL above" not in output
+    assert "TS_AUTHKEY" not in output
+    # The spinner moves: every redraw shows the next frame, and the frame
+    # shown as each new second is counted is not always the same one.
+    frames = [m.group(1) for m in spins]
+    assert len(frames) > 20
+    assert all(a != b for a, b in itertools.pairwise(frames)), frames
+    first_of_each_second = {m.group(3): m.group(1) for m in reversed(spins)}
+    assert len(set(first_of_each_second.values())) > 1, first_of_each_second
+    assert re.search(r"cli-pty: Running", output)
+
+
+def test_up_without_a_terminal_writes_plain_sentences(
+    login_tailnet: tuple[LocalTailnet, dict[str, str]], children: Callable[..., Child]
+) -> None:
+    net, env = login_tailnet
+    up = children("up", "-n", "cli-plain", env=env)
+    up.expect(r"^cli-plain: joining the tailnet\.\.\.$", "stderr")
+    up.expect(r"^cli-plain: to join the tailnet, log in at:$", "stderr")
+    url = up.expect(rf"^  ({LOGIN_URL})$", "stderr").group(1)
+    up.expect(r"^cli-plain: waiting for you to log in\.$", "stderr")
+    # Ten seconds on, past two of tsnet's repeated hints, the URL was shown once.
+    up.expect(r"^cli-plain: still waiting for you to log in \(1\d s\)\.$", "stderr")
+    net.complete_login(url)
+    up.expect(r"^cli-plain: Running$")
+    assert up.proc.wait(60) == 0
+    stderr = up.seen["stderr"] + up.rest("stderr")
+    assert "".join(stderr).count(url) == 1, stderr
+    for line in stderr:  # sentences, or the URL on a line of its own
+        assert re.fullmatch(r"cli-plain: [a-z].*[.:]\n|  http://\S+\n", line), stderr
+    assert not any("[" in line or "URL above" in line or "TS_AUTHKEY" in line for line in stderr), stderr
 
 
 def test_local_tailnet_prints_an_auth_key_nodes_need(children: Callable[..., Child], tmp_path: Path) -> None:
@@ -203,6 +304,10 @@ def test_local_tailnet_prints_an_auth_key_nodes_need(children: Callable[..., Chi
     url = control.expect(r"control URL: (http://127\.0\.0\.1:\d+)").group(1)
     key = control.expect(r"auth key: +(tskey-local-\w+)").group(1)
     exports = control.expect(r"^  export (.*)$").group(1)
+    control.write("deny nobody-yet")  # commands in text mode: answered on stderr in words
+    control.expect(r"^not done: .*nobody-yet", "stderr")
+    control.write("deny")
+    control.expect(r"^allowed all again$", "stderr")
     env = {**base, **dict(pair.split("=", 1) for pair in exports.split())}
     assert env["TS_CONTROL_URL"] == url
     assert env["TS_AUTHKEY"] == key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import subprocess
@@ -9,12 +10,15 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from harness.helpers import EchoServer, eventually, knows
 
 import tailnet
+import tailnet._cli as tailnet_cli
+import tailnet.testing.__main__ as testing_main
 from tailnet.testing import DEBUG_COUNTERS, LocalTailnet, debug_counter
 
 
@@ -136,7 +140,7 @@ def test_pause_and_resume_keep_the_tailnet(net: LocalTailnet) -> None:
 
 def test_runner_prints_its_tailnet_and_obeys_commands() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tailnet.testing"],
+        [sys.executable, "-m", "tailnet.testing", "--json"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -163,6 +167,95 @@ def test_runner_prints_its_tailnet_and_obeys_commands() -> None:
                 answer = json.loads(proc.stdout.readline())
                 assert answer == reply if reply else "error" in answer, (command, answer)
         proc.stdin.close()
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
+
+
+LAUNCHERS = {
+    "python -m tailnet.testing": [sys.executable, "-m", "tailnet.testing"],
+    "tailnet local-tailnet": [sys.executable, "-m", "tailnet", "local-tailnet"],
+}
+
+
+def launcher_parsers() -> dict[str, argparse.ArgumentParser]:
+    """The two launchers' parsers, as their commands build them."""
+    cli = tailnet_cli._parser()
+    (commands,) = (a for a in cli._actions if isinstance(a, argparse._SubParsersAction))
+    return {
+        "python -m tailnet.testing": testing_main.parser(),
+        "tailnet local-tailnet": commands.choices["local-tailnet"],
+    }
+
+
+def test_both_launchers_take_the_same_options_each_with_help() -> None:
+    def options(parser: argparse.ArgumentParser) -> list[tuple[object, ...]]:
+        return [(a.option_strings, a.default, a.type, a.metavar, a.help) for a in parser._actions]
+
+    parsers = launcher_parsers()
+    first, second = (options(p) for p in parsers.values())
+    assert first == second
+    names = {name for action in parsers["tailnet local-tailnet"]._actions for name in action.option_strings}
+    assert {"--authkey", "--no-authkey", "--interactive", "--magicdns-domain", "--address", "--json"} <= names
+    assert {"--control-port", "--derp-port", "--stun-port"} <= names
+    for action in parsers["tailnet local-tailnet"]._actions:
+        assert action.help, action.option_strings
+    for name, command in LAUNCHERS.items():
+        text = subprocess.run([*command, "--help"], capture_output=True, text=True, check=True).stdout
+        assert "--magicdns-domain DOMAIN" in text, name
+        assert "approve URL" in text, name  # the stdin commands
+        assert "``" not in text, name  # no raw reStructuredText
+        assert ":meth:" not in text, name
+    with pytest.raises(SystemExit):  # one way in at a time
+        parsers["python -m tailnet.testing"].parse_args(["--interactive", "--authkey", "k"])
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_both_launchers_run_an_interactive_tailnet_and_obey_commands(launcher: str, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*LAUNCHERS[launcher], "--interactive", "--json", "--magicdns-domain", "launch.test"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+
+    def command(line: str) -> dict[str, Any]:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        proc.stdin.write(line + "\n")
+        proc.stdin.flush()
+        reply: dict[str, Any] = json.loads(proc.stdout.readline())
+        return reply
+
+    try:
+        info = json.loads(proc.stdout.readline())
+        assert set(info) == {
+            "control_url", "authkey", "magicdns_domain", "address", "control_port", "derp_port",
+            "stun_port", "environ", "pid",
+        }  # fmt: skip
+        assert info["authkey"] is None
+        assert info["magicdns_domain"] == "launch.test"
+        assert info["environ"]["TS_CONTROL_URL"] == info["control_url"]
+        assert "TS_AUTHKEY" not in info["environ"]
+        with contextlib.closing(
+            tailnet.Server("launched", control_url=info["control_url"], state_dir=tmp_path, ephemeral=True)
+        ) as node:
+            node.start()
+            eventually(lambda: node.login_url is not None, timeout=60)
+            assert command(f"approve {node.login_url}") == {"ok": True}
+            node.up(timeout=60)
+            assert node.status().self_node.dns_name.rstrip(".") == "launched.launch.test"
+            assert command("deny launched") == {"ok": True}
+            assert command("deny") == {"ok": True}
+            assert "error" in command("approve http://127.0.0.1:1/auth/nope")
+            assert "error" in command("bogus")
+        proc.stdin.write("quit\n")
+        proc.stdin.flush()
         assert proc.wait(30) == 0
     finally:
         proc.kill()

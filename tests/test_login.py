@@ -101,6 +101,30 @@ def test_without_a_login_up_times_out_with_the_url_still_shown() -> None:
         assert server.status().state is tailnet.BackendState.RUNNING
 
 
+def test_the_login_url_is_logged_once_as_soon_as_it_is_known(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tailnet")
+    with LocalTailnet(interactive=True) as net, closing(net.server("login-log", authkey=None)) as server:
+        urls: list[str] = []
+
+        def on_event(event: tailnet.WatchEvent) -> None:
+            if isinstance(event, tailnet.LoginRequired):
+                urls.append(event.url)
+
+        def logins() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if getattr(r, "login_url", None)]
+
+        # Wait past tsnet's own hint, which came at about 5 s and every 5 s.
+        with pytest.raises(tailnet.TailnetTimeout):
+            server.up(timeout=8, on_event=on_event)
+        eventually(lambda: len(logins()) > 0)
+        (record,) = logins()
+        assert record.levelno == logging.WARNING
+        assert record.login_url == server.login_url  # type: ignore[attr-defined]
+        assert record.getMessage() == f"[login-log] to join the tailnet, log in at: {server.login_url}"
+        assert "TS_AUTHKEY" not in caplog.text
+        assert urls == [record.login_url]  # type: ignore[attr-defined]
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_async_watch_sees_login_then_running(anyio_backend: str) -> None:
@@ -187,10 +211,10 @@ def run_qr_child(on_terminal: bool) -> str:
 
 def test_logged_login_url_comes_with_a_qr_code_on_a_terminal() -> None:
     output = run_qr_child(on_terminal=True)
-    assert "go to: http://127.0.0.1:" in output
+    assert "log in at: http://127.0.0.1:" in output
     assert "▀" in output
     assert "▄" in output
     assert "█████████" in output
     plain = run_qr_child(on_terminal=False)
-    assert "go to: http://127.0.0.1:" in plain
+    assert "log in at: http://127.0.0.1:" in plain
     assert "▀" not in plain

@@ -3,11 +3,11 @@
 All servers of a process share one pipe; the library writes lines
 "<server handle> <level> <text>" into it and one daemon thread turns them
 into :mod:`logging` records on the ``tailnet`` logger (user-facing messages
-at INFO, login URLs at WARNING, the node's verbose log at DEBUG). With the
-``qr`` extra installed and stderr a terminal, a login URL's record also
-draws it as a QR code, once per URL. Lines are forwarded only while that
-logger is enabled for the level when the server is created, so an
-unconfigured program pays nothing.
+at INFO, the node's verbose log at DEBUG, only if that level is enabled
+when the server is created). A login URL is one WARNING record, logged as
+soon as the node knows the URL and again only if it changes; the record
+carries the URL as its ``login_url`` attribute, and with the ``qr`` extra
+installed and stderr a terminal its message also draws it as a QR code.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ LOGGER = logging.getLogger("tailnet")
 
 _LEVELS = {"I": logging.INFO, "D": logging.DEBUG}
 
-#: tsnet's message asking for an interactive login ("... or go to: URL").
-_LOGIN_URL_HINT = "go to: http"
+#: The level of a line that is a login URL (the library writes each new one once).
+_LOGIN = "L"
 
 
 class LogPump:
@@ -39,7 +39,6 @@ class LogPump:
     def __init__(self) -> None:
         self._read_fd, self.write_fd = os.pipe()
         self._names: dict[int, str] = {}
-        self._qr_urls: dict[int, str] = {}  # per server: the login URL last drawn as a QR code
         thread = threading.Thread(target=self._run, name="tailnet-log", daemon=True)
         thread.start()
 
@@ -58,7 +57,6 @@ class LogPump:
     def unregister(self, handle: int) -> None:
         """Forget a server once it has closed (its lines are flushed by then)."""
         self._names.pop(handle, None)
-        self._qr_urls.pop(handle, None)
 
     def _run(self) -> None:
         with os.fdopen(self._read_fd, "rb", buffering=0) as pipe:
@@ -74,21 +72,24 @@ class LogPump:
     def _emit(self, line: str) -> None:
         handle, _, rest = line.partition(" ")
         level, _, text = rest.partition(" ")
-        key = int(handle) if handle.isdigit() else -1
-        name = self._names.get(key, "?")
-        severity = _LEVELS.get(level, logging.INFO)
-        if _LOGIN_URL_HINT in text:  # the user must act: visible without logging configured
-            severity = logging.WARNING
-            text += self._login_qr(key, text.rsplit(" ", 1)[-1])
-        LOGGER.log(severity, "[%s] %s", name, text)
+        name = self._names.get(int(handle) if handle.isdigit() else -1, "?")
+        if level == _LOGIN:  # the user must act: visible without logging configured
+            LOGGER.warning(
+                "[%s] to join the tailnet, log in at: %s%s",
+                name,
+                text,
+                _qr_for_terminal(text),
+                extra={"login_url": text},
+            )
+            return
+        LOGGER.log(_LEVELS.get(level, logging.INFO), "[%s] %s", name, text)
 
-    def _login_qr(self, key: int, url: str) -> str:
-        """A QR code of a new login URL for a terminal, if the qr extra is installed."""
-        if self._qr_urls.get(key) == url or not sys.stderr.isatty():
-            return ""
-        try:
-            qr = LoginRequired(url).qr()
-        except ImportError:
-            return ""
-        self._qr_urls[key] = url
-        return "\n" + qr
+
+def _qr_for_terminal(url: str) -> str:
+    """A QR code of ``url`` on lines of its own if stderr is a terminal and the qr extra installed."""
+    if not sys.stderr.isatty():
+        return ""
+    try:
+        return "\n" + LoginRequired(url).qr()
+    except ImportError:
+        return ""

@@ -3,7 +3,10 @@
 Every public class is defined in a private module (``tailnet._server_sync``
 ...) and exported by the package; :func:`present` makes ``__module__`` say
 ``tailnet``, so that ``help()``, reprs, tracebacks, pickling and the docs
-name it as users import it.
+name it as users import it. The shared bases of public classes
+(``ServerBase``, ``TailnetAddressedSocket``) are presented too, so that
+``help()`` names no private module: they are not exported, and the docs
+leave them out of a class's bases (``docs/conf.py``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from ._addresses import IPAddress
 from ._config import DEFAULT_LINGER, ServerConfig
 from ._info import BackendState
 from ._node import ListenerCore, Node
-from ._public import qualified_name
+from ._public import present, qualified_name
 from ._state import StateStore
 
 __all__ = ["ServerBase", "core_of", "node_of"]
@@ -59,8 +59,12 @@ ARGUMENTS_DOC = """
 """
 
 
+@present
 class ServerBase:
     """What :class:`~tailnet.Server` and :class:`~tailnet.AsyncServer` share."""
+
+    # A server's one attribute: no instance __dict__ (nor __weakref__ in help()).
+    __slots__ = ("_node",)
 
     def __init__(
         self,

@@ -36,7 +36,7 @@ from ._info import PING_TIMEOUT, Loopback, PeerIdentity, PingKind, PingResult, S
 from ._localapi_async import AsyncLocalAPIClient
 from ._node import Connection, ListenerCore
 from ._public import present, qualified_name
-from ._server import ARGUMENTS_DOC, ServerBase
+from ._server import ServerBase
 from ._stream_async import TailnetStream
 from ._waiting_async import complete, finish, in_thread, retry
 from ._watch_async import AsyncWatcher, open_watcher, up_with_events
@@ -106,20 +106,19 @@ class AsyncListener(anyio.abc.Listener[TailnetStream]):
 
 @present
 class AsyncServer(ServerBase):
-    __doc__ = (
-        """A Tailscale node in this process, with an async API on asyncio or trio (anyio).
+    """A Tailscale node in this process, with an async API on asyncio or trio (anyio).
 
     ::
 
         async with tailnet.AsyncServer(hostname="my-service") as ts:
             stream = await ts.dial("tcp", "other-node:8080")
 
-    The same node as :class:`Server`, method for method, with awaitable
-    calls that wait in the event loop and can be cancelled; connections are
-    anyio streams (:class:`TailnetStream`).
+    The same node as :class:`Server`, method for method and with the same
+    arguments, but its calls are awaited: they wait in the event loop and
+    can be cancelled. Connections are anyio streams (:class:`TailnetStream`).
     """
-        + ARGUMENTS_DOC
-    )
+
+    __slots__ = ()
 
     async def start(self) -> AsyncServer:
         """Start the node without waiting for it to join the tailnet."""

@@ -128,6 +128,7 @@ class Server(ServerBase):
     """
         + ARGUMENTS_DOC
     )
+    __slots__ = ()
 
     def start(self) -> Server:
         """Start the node without waiting for it to join the tailnet."""
@@ -140,7 +141,8 @@ class Server(ServerBase):
         """Join the tailnet and wait until the node is running; returns self.
 
         Without an auth key the node waits for an interactive login: its
-        URL is logged on the ``tailnet`` logger (at WARNING), is
+        URL is logged on the ``tailnet`` logger (at WARNING, once, as soon
+        as it is known), is
         :attr:`login_url` meanwhile, and reaches ``on_event`` as a
         :class:`~tailnet.LoginRequired` event. ``on_event`` is called in
         this thread with each event (state changes too) while waiting.

@@ -23,6 +23,7 @@ __all__ = ["TailnetAddressedSocket", "TailnetSocket"]
 _S = TypeVar("_S", bound="TailnetAddressedSocket")
 
 
+@present
 class TailnetAddressedSocket(socket.socket):
     """A :class:`socket.socket` over a local descriptor that carries a tailnet flow.
 

@@ -306,7 +306,7 @@ class ControlProcess:
     def start(self, **ports: int) -> None:
         """Start it; keyword ports (control_port=...) fix ports, by default the previous ones."""
         ports = ports or {k: v for k, v in self.info.items() if k.endswith("_port")}
-        args = ["-m", "tailnet.testing", "--address", self.host.ip]
+        args = ["-m", "tailnet.testing", "--json", "--address", self.host.ip]
         if self.info:
             args += ["--authkey", self.info["authkey"]]
         for name, port in ports.items():

@@ -7,7 +7,7 @@
     tailnet status [-n NAME] [--json] the node's status
     tailnet serve DIR [--port 80]     share a directory over HTTP on the tailnet
     tailnet proxy LOCAL_PORT          expose a local TCP service on the tailnet
-    tailnet local-tailnet             run a local control server for manual tests
+    tailnet local-tailnet             run a local tailnet for manual tests
 
 Each node command runs as the node named by ``--hostname`` (default
 "tailnet") with its identity in ``--state-dir`` (default: per hostname in
@@ -20,11 +20,8 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
-import json
-import secrets
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -33,7 +30,7 @@ import anyio
 from .._exceptions import TailnetError
 from .._info import BackendState
 from ..socketserver import ThreadingTCPServer
-from ..testing import LocalTailnet
+from ..testing import _launcher as launcher
 from . import _node
 from ._demo import demo
 from ._progress import Progress, configure_logging
@@ -89,7 +86,7 @@ def _proxy(args: argparse.Namespace) -> int:
     async def run() -> None:
         node = _node.async_server(args)
         try:
-            with Progress(f"{node.hostname}: joining the tailnet") as progress:
+            with Progress(node.hostname, "joining the tailnet") as progress:
                 await node.up(timeout=args.timeout, on_event=progress.event)
             await proxy(node, args.port or args.local_port, args.local_host, args.local_port)
         finally:
@@ -100,33 +97,7 @@ def _proxy(args: argparse.Namespace) -> int:
 
 
 def _local_tailnet(args: argparse.Namespace) -> int:
-    authkey = None if args.interactive else args.authkey or f"tskey-local-{secrets.token_hex(12)}"
-    with LocalTailnet(authkey=authkey, interactive=args.interactive) as net:
-        info = {
-            "control_url": net.control_url,
-            "authkey": authkey,
-            "magicdns_domain": net.magicdns_domain,
-            "environ": net.environ,
-        }
-        if args.json:
-            print(json.dumps(info), flush=True)
-        else:
-            print(f"local tailnet running (Ctrl-C to stop)\n  control URL: {net.control_url}")
-            print(f"  auth key:    {authkey or '(none: nodes log in interactively)'}")
-            print(f"  MagicDNS:    <hostname>.{net.magicdns_domain}")
-            print("nodes join it with this environment:")
-            print("  export " + " ".join(f"{k}={v}" for k, v in net.environ.items()), flush=True)
-        if args.interactive:
-            print("paste a node's login URL here to approve it", file=sys.stderr, flush=True)
-            for line in sys.stdin:
-                if url := line.strip():
-                    try:
-                        net.complete_login(url)
-                        print(f"approved {url}", file=sys.stderr, flush=True)
-                    except TailnetError as exc:
-                        print(f"not approved: {exc}", file=sys.stderr, flush=True)
-        threading.Event().wait()
-    return 0
+    return launcher.run(args, "tailnet local-tailnet")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -168,14 +139,15 @@ def _parser() -> argparse.ArgumentParser:
     fwd.add_argument("local_port", metavar="LOCAL_PORT", type=int)
     fwd.add_argument("--port", type=int, help="tailnet port (default: LOCAL_PORT)")
     fwd.add_argument("--local-host", default="127.0.0.1", help="where the service is (default: %(default)s)")
-    local = command(
-        "local-tailnet", _local_tailnet, "run a local control server for manual tests", node=False
+    local = commands.add_parser(
+        "local-tailnet",
+        help="run a local tailnet (control server, DERP, STUN) for manual tests",
+        description=launcher.DESCRIPTION,
+        epilog=launcher.COMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    local.add_argument("--authkey", help="the auth key nodes must present (default: a random one)")
-    local.add_argument(
-        "--interactive", action="store_true", help="nodes log in interactively; approve them on stdin"
-    )
-    local.add_argument("--json", action="store_true", help="print the URL, key and environment as JSON")
+    local.set_defaults(run=_local_tailnet)
+    launcher.add_options(local)
     return parser
 
 

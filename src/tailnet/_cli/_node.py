@@ -69,25 +69,26 @@ def async_server(args: argparse.Namespace) -> AsyncServer:
 
 
 def join(node: Server, timeout: float | None) -> Server:
-    """Bring the node up, showing its progress (the login URL, if one is needed, is logged)."""
-    with Progress(f"{node.hostname}: joining the tailnet") as progress:
+    """Bring the node up, showing its progress and, if one is needed, the login URL."""
+    with Progress(node.hostname, "joining the tailnet") as progress:
         return node.up(timeout=timeout, on_event=progress.event)
 
 
 def settle(node: Server, timeout: float) -> BackendState:
     """Start the node; wait (at most ``timeout`` s) until it runs or waits for a login at a URL."""
     deadline = time.monotonic() + timeout
-    with Progress(f"{node.hostname}: starting") as progress, node.watch() as events:
+    with Progress(node.hostname, "starting") as progress, node.watch() as events:
         while True:
             try:
                 event = events.receive(timeout=max(0.0, deadline - time.monotonic()))
             except TailnetTimeout:
                 return node.state
+            if isinstance(event, LoginRequired):
+                progress.shown_elsewhere(event.url)  # the status shows it
+                return BackendState.NEEDS_LOGIN
             progress.event(event)
             if isinstance(event, StateChanged) and event.state in SETTLED:
                 return event.state
-            if isinstance(event, LoginRequired):
-                return BackendState.NEEDS_LOGIN
 
 
 def status(node: Server) -> dict[str, Any]:

@@ -13,8 +13,8 @@ another address of this host, see ``address``)::
 It ships inside the tailnet wheel, so it needs no Go toolchain. Installing
 tailnet also installs a pytest plugin with the ``local_tailnet`` and
 ``tailnet_node`` fixtures (see :mod:`tailnet.testing.pytest_plugin`), and
-``python -m tailnet.testing`` runs one in its own process (see
-:mod:`tailnet.testing.__main__`).
+``python -m tailnet.testing`` (the same as ``tailnet local-tailnet``)
+runs one in its own process.
 """
 
 from __future__ import annotations
