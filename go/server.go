@@ -153,7 +153,7 @@ func (s *server) up(ctx context.Context) opResult {
 	}
 	_, err := s.ts.Up(ctx)
 	if err == nil {
-		s.node.awaitState(ctx, ipn.Running.String()) // so state reads Running now
+		s.node.awaitState(ctx, ipn.Running.String(), trackerLagBound) // so state reads Running now
 	}
 	return opResult{fd: -1, err: s.ctxErr(ctx, err)}
 }
@@ -181,7 +181,14 @@ func (s *server) dial(ctx context.Context, network, addr string) opResult {
 	if err := s.start(); err != nil {
 		return opResult{fd: -1, err: err}
 	}
-	c, err := s.ts.Dial(ctx, network, addr)
+	if err := s.awaitRunning(ctx); err != nil {
+		return opResult{fd: -1, err: s.ctxErr(ctx, fmt.Errorf("dial %s %s: %w", network, addr, err))}
+	}
+	target, err := s.dialTarget(ctx, network, addr) // names.go
+	if err != nil {
+		return opResult{fd: -1, err: s.ctxErr(ctx, err)}
+	}
+	c, err := s.ts.Dial(ctx, network, target)
 	if err != nil {
 		return opResult{fd: -1, err: s.ctxErr(ctx, fmt.Errorf("dial %s %s: %w", network, addr, err))}
 	}
