@@ -29,6 +29,7 @@ const (
 	codeReset       = -12 // a connection was reset or aborted (tailnet_conn_error)
 	codeNoCert      = -20 // services.go: no TLS certificate for this node
 	codeNoFunnel    = -21 // services.go: the tailnet does not allow Funnel here
+	codeStateDir    = -22 // start: the state dir cannot be written (statedir.go)
 	codeInternal    = -99
 )
 

@@ -134,7 +134,7 @@ func (s *server) start() error {
 	s.started = true
 	s.mu.Unlock()
 	if err := s.ts.Start(); err != nil {
-		return err
+		return stateDirError(s.ts.Dir, err)
 	}
 	if err := tuneNetstack(s.ts); err != nil { // see netstack.go
 		s.log.debugf("TIME_WAIT and retransmissions left at netstack's defaults: %v", err)

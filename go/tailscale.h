@@ -74,6 +74,7 @@ extern "C" {
 #define TAILNET_ERR_RESET       -12 /* tailnet_conn_error: the connection was reset or aborted */
 #define TAILNET_ERR_NO_CERT     -20 /* no TLS certificate for this node */
 #define TAILNET_ERR_NO_FUNNEL   -21 /* the tailnet does not allow Funnel here */
+#define TAILNET_ERR_STATE_DIR   -22 /* the state dir cannot be written (read-only, permissions, full) */
 #define TAILNET_ERR_INTERNAL    -99 /* a bug: please report it */
 
 /*

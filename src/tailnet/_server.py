@@ -31,8 +31,11 @@ ARGUMENTS_DOC = """
         control_url: Coordination server; defaults to ``$TS_CONTROL_URL``,
             else Tailscale's.
         state_dir: Where the node keeps its identity; defaults to a
-            per-hostname directory in the user's data dir (mode 0700),
-            created by the constructor.
+            per-hostname directory in the user's data dir. Created (mode
+            0700) and checked when the node starts: one it cannot use
+            raises :class:`~tailnet.StateDirError`, one others may read or
+            another user owns gets an
+            :class:`~tailnet.InsecureStateDirWarning`.
         ephemeral: Remove the node from the tailnet when it goes offline.
         tags: ACL tags to advertise, e.g. ``["tag:server"]``.
         linger: How long, in seconds, closing the server lets its

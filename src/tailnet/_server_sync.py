@@ -121,8 +121,8 @@ class Server(ServerBase):
         with tailnet.Server(hostname="my-service") as ts:
             conn = ts.dial("tcp", "other-node:8080")
 
-    The constructor checks its arguments and creates the state directory;
-    ``up`` (or ``with``) joins the tailnet; ``listen`` and ``dial`` work as
+    The constructor checks its arguments and does no I/O; ``up`` (or
+    ``with``) creates the state directory and joins the tailnet; ``listen`` and ``dial`` work as
     on any host of the tailnet. :class:`AsyncServer` is the same on asyncio
     and trio.
     """

@@ -95,6 +95,7 @@ _BY_CODE: dict[str, type[Exception]] = {
     "TAILNET_ERR_RESET": exc.ConnectionReset,
     "TAILNET_ERR_NO_CERT": exc.CertificateUnavailableError,
     "TAILNET_ERR_NO_FUNNEL": exc.FunnelUnavailableError,
+    "TAILNET_ERR_STATE_DIR": exc.StateDirError,
     "TAILNET_ERR_INTERNAL": exc.InternalError,
 }
 
