@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"tailscale.com/ipn"
 	"tailscale.com/tsnet"
@@ -92,8 +94,13 @@ func (s *server) configure(key, value string) error {
 	case "dir":
 		ts.Dir = value
 	case "authkey":
-		ts.AuthKey = value
 		s.log.redact(value)
+		if i := strings.IndexFunc(value, unicode.IsSpace); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(value[i:])
+			return errorf(codeInvalid, "authkey contains whitespace (%q at byte %d of %d); auth keys have none: strip it",
+				r, i+1, len(value))
+		}
+		ts.AuthKey = value
 	case "control_url":
 		if err := validControlURL(value); err != nil {
 			return err
@@ -155,11 +162,12 @@ func (s *server) up(ctx context.Context) opResult {
 	if err == nil {
 		s.node.awaitState(ctx, ipn.Running.String(), trackerLagBound) // so state reads Running now
 	}
-	return opResult{fd: -1, err: s.ctxErr(ctx, err)}
+	return opResult{fd: -1, err: s.ctxErr(ctx, s.authError(err))} // explain.go
 }
 
 // ctxErr explains an error caused by the end of ctx: "closed" when the
-// server was closed, "timed out" when the deadline passed.
+// server was closed, "timed out" (and what the node waited for) when the
+// deadline passed.
 func (s *server) ctxErr(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -167,8 +175,8 @@ func (s *server) ctxErr(ctx context.Context, err error) error {
 	switch {
 	case s.ctx.Err() != nil:
 		return errClosed
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return errorf(codeTimeout, "timed out: %v", err)
+	case deadlinePassed(ctx):
+		return s.timeoutError(err)
 	case errors.Is(ctx.Err(), context.Canceled):
 		return errorf(codeCanceled, "canceled")
 	}

@@ -61,6 +61,17 @@ def _check_linger(linger: object) -> float:
     return float(linger)
 
 
+def _check_authkey(source: str, key: str) -> None:
+    """Reject a key with whitespace in it (a line end read with it, a paste); never show the key."""
+    for index, char in enumerate(key):
+        if char.isspace():
+            what = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab", " ": "a space"}
+            raise ConfigurationError(
+                f"{source} contains {what.get(char, 'whitespace')} (character {index + 1} of {len(key)}); "
+                "auth keys have none: strip it (e.g. key.strip() on a key read from a file)"
+            )
+
+
 def _check_str(name: str, value: object) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
@@ -97,9 +108,13 @@ class ServerConfig:
         """Apply defaults and environment fallbacks to the user's arguments."""
         hostname = default_hostname() if hostname is None else hostname
         _check_str("hostname", hostname)
-        authkey = authkey if authkey is not None else _env("TS_AUTHKEY", "TS_AUTH_KEY")
+        source = "authkey"
+        if authkey is None:
+            source = next((name for name in ("TS_AUTHKEY", "TS_AUTH_KEY") if os.environ.get(name)), source)
+            authkey = _env("TS_AUTHKEY", "TS_AUTH_KEY")
         if authkey is not None:
             _check_str("authkey", authkey)
+            _check_authkey(source, authkey)
         control_url = control_url if control_url is not None else _env("TS_CONTROL_URL")
         if control_url is not None:
             _check_str("control_url", control_url)
