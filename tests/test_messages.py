@@ -7,7 +7,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from harness.helpers import knows
+from harness.helpers import vanished_peer
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -90,12 +90,9 @@ def test_a_timeout_before_the_control_server_answers_names_it(silent_control: st
 
 def test_a_dial_timeout_on_the_tailnet_names_the_peer(local_tailnet: LocalTailnet) -> None:
     with closing(local_tailnet.server("msg-dialer").up(timeout=60)) as dialer:
-        gone = local_tailnet.server("msg-gone", ephemeral=False).up(timeout=60)
-        knows(dialer, gone)
-        address = (str(gone.ips[0]), 80)
-        gone.close()  # still in the map, no longer answering
+        gone = vanished_peer(local_tailnet, dialer, "msg-gone")
         with pytest.raises(tailnet.TailnetTimeout) as info:
-            dialer.dial("tcp", address, timeout=1)
+            dialer.dial("tcp", (gone, 80), timeout=1)
     message = str(info.value)
     assert "check that the peer is online and that the tailnet's policy lets this node reach it" in message
     assert "control server" not in message
