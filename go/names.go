@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"tailscale.com/ipn"
+	"tailscale.com/net/tsaddr"
 	"tailscale.com/net/tsdial"
 )
 
@@ -20,7 +21,10 @@ import (
 // the tailnet can answer, a single label or a name in the tailnet's
 // MagicDNS domain, is therefore looked up in the map alone here: a name
 // the map lacks fails at once. Other names go to tsnet unchanged (the
-// host's resolver, or the exit node's DNS when one is in use).
+// host's resolver, or the exit node's DNS when one is in use). Likewise an
+// address in Tailscale's ranges (100.64.0.0/10, fd7a:115c:a1e0::/48) that
+// no node has or routes fails at once, where tsnet would dial it through
+// the host's own network.
 
 // magicDNSResolver is the function tsnet's dialer resolves map names with
 // (tsdial.Dialer.resolveMagicDNS: LocalBackend.resolveMagicDNS, which takes
@@ -52,10 +56,15 @@ func (s *server) dialTarget(ctx context.Context, network, addr string) (string, 
 	if err != nil {
 		return "", errorf(codeInvalid, "dial: address %q must be host:port", addr)
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
+	d := s.ts.Sys().Dialer.Get()
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if tsaddr.IsTailscaleIP(ip) && d.UseNetstackForIP != nil && !d.UseNetstackForIP(ip) {
+			return "", errorf(codeUnreachable, "dial %s %s: no node of the tailnet has the address %s "+
+				"(a node that joined moments ago may not be in this node's map yet)", network, addr, ip)
+		}
 		return addr, nil
 	}
-	resolve := mapResolver(s.ts.Sys().Dialer.Get())
+	resolve := mapResolver(d)
 	if resolve == nil {
 		s.log.debugf("tailnet: tsnet's map resolver was not found; %q goes to tsnet's Dial", host)
 		return addr, nil

@@ -85,6 +85,19 @@ def test_a_name_resolves_to_the_address_of_the_dials_family(
     assert stray_packets(capture) == []
 
 
+@in_test_netns
+def test_tailnet_addresses_no_node_has_fail_at_once(
+    pair: tuple[tailnet.Server, tailnet.Server], capture: socket.socket
+) -> None:
+    """tsnet would dial them through the host's network (here: towards tn1)."""
+    a, _ = pair
+    for ip in ("100.64.255.254", "fd7a:115c:a1e0::fffe"):
+        for network in ("tcp", "udp"):
+            with pytest.raises(tailnet.HostUnreachable, match=f"no node of the tailnet has the address {ip}"):
+                a.dial(network, (ip, 80), timeout=HANG_GUARD)
+    assert stray_packets(capture) == []
+
+
 @pytest.mark.anyio
 @in_test_netns
 async def test_unknown_tailnet_names_fail_at_once_async(
