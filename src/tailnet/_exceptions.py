@@ -133,7 +133,11 @@ class DatagramTooLarge(TailnetError, OSError):
 
 
 class AuthenticationError(TailnetError, PermissionError):
-    """The control server rejected this node's login (e.g. a bad auth key)."""
+    """The control server rejected this node's login.
+
+    The message says whether the auth key was the problem (wrong, expired,
+    used up) or the server requires one and none was given.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(errno.EACCES, message)

@@ -133,9 +133,10 @@ class AsyncServer(ServerBase):
 
         Cancellable. ``on_event`` (a function or coroutine function) gets
         each event while waiting, e.g. :class:`~tailnet.LoginRequired`
-        without an auth key; see :meth:`tailnet.Server.up`. Raises
-        :class:`~tailnet.TailnetTimeout` after ``timeout`` seconds and
-        :class:`~tailnet.ClosedError` if the server is closed meanwhile.
+        without an auth key; see :meth:`tailnet.Server.up`, also for its
+        errors. Raises :class:`~tailnet.TailnetTimeout` after ``timeout``
+        seconds and :class:`~tailnet.ClosedError` if the server is closed
+        meanwhile.
         """
         if on_event is None:
             await finish(self._node.begin_up(timeout))

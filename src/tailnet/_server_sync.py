@@ -145,7 +145,11 @@ class Server(ServerBase):
         :class:`~tailnet.LoginRequired` event. ``on_event`` is called in
         this thread with each event (state changes too) while waiting.
         Raises :class:`~tailnet.TailnetTimeout` after ``timeout`` seconds
-        and :class:`~tailnet.ClosedError` if :meth:`close` is called
+        (its message says what the node was waiting for: the login and its
+        URL, the control server, an admin's approval),
+        :class:`~tailnet.AuthenticationError` if the control server refused
+        the login (or needs an auth key and none was given) and
+        :class:`~tailnet.ClosedError` if :meth:`close` is called
         meanwhile.
         """
         if on_event is None:
