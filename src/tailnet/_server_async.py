@@ -164,7 +164,8 @@ class AsyncServer(ServerBase):
         TCP gives an :class:`anyio.abc.SocketStream`, UDP (``"udp"``,
         ``"udp4"``, ``"udp6"``) an :class:`anyio.abc.ConnectedUDPSocket`.
         Cancellable; a connection completing after cancellation is closed,
-        never leaked.
+        never leaked. Names and addresses resolve as for
+        :meth:`tailnet.Server.dial`.
         """
         conn = self._node.connection(*await finish(self._node.begin_dial(network, address, timeout)))
         if is_datagram_network(network):

@@ -178,7 +178,11 @@ class Server(ServerBase):
         ``host`` is a tailnet IP or MagicDNS name; ``network`` is ``"tcp"``,
         ``"tcp4"`` or ``"tcp6"`` for a connected, blocking
         :class:`TailnetSocket`, or ``"udp"``, ``"udp4"`` or ``"udp6"`` for a
-        connected :class:`TailnetDatagramSocket`.
+        connected :class:`TailnetDatagramSocket`. A single-label name, a
+        name in the tailnet's MagicDNS domain or a tailnet IP that no node
+        has raises :class:`~tailnet.HostUnreachable` at once, without
+        asking any resolver; other names are resolved by the host (see
+        "Names in a dial" in docs/python-api.md).
         """
         conn = self._node.connection(*finish(self._node.begin_dial(network, address, timeout)))
         if is_datagram_network(network):
