@@ -30,6 +30,7 @@ const (
 	codeState       = -13 // statestore.go: the caller's state store failed or did not answer
 	codeNoCert      = -20 // services.go: no TLS certificate for this node
 	codeNoFunnel    = -21 // services.go: the tailnet does not allow Funnel here
+	codeStateDir    = -22 // start: the state dir cannot be written (statedir.go)
 	codeInternal    = -99
 )
 

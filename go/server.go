@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"tailscale.com/ipn"
 	"tailscale.com/ipn/store/mem"
@@ -103,8 +105,13 @@ func (s *server) configure(key, value string) error {
 		}
 		ts.Store = new(mem.Store)
 	case "authkey":
-		ts.AuthKey = value
 		s.log.redact(value)
+		if i := strings.IndexFunc(value, unicode.IsSpace); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(value[i:])
+			return errorf(codeInvalid, "authkey contains whitespace (%q at byte %d of %d); auth keys have none: strip it",
+				r, i+1, len(value))
+		}
+		ts.AuthKey = value
 	case "control_url":
 		if err := validControlURL(value); err != nil {
 			return err
@@ -176,7 +183,7 @@ func (s *server) start() error {
 		if s.store != nil && s.store.lastFailure() != nil { // tsnet's error says which call failed
 			return errorf(codeState, "%v", err)
 		}
-		return err
+		return stateDirError(s.ts.Dir, err)
 	}
 	if err := tuneNetstack(s.ts); err != nil { // see netstack.go
 		s.log.debugf("TIME_WAIT and retransmissions left at netstack's defaults: %v", err)
@@ -195,13 +202,14 @@ func (s *server) up(ctx context.Context) opResult {
 	}
 	_, err := s.ts.Up(ctx)
 	if err == nil {
-		s.node.awaitState(ctx, ipn.Running.String()) // so state reads Running now
+		s.node.awaitState(ctx, ipn.Running.String(), trackerLagBound) // so state reads Running now
 	}
-	return opResult{fd: -1, err: s.ctxErr(ctx, err)}
+	return opResult{fd: -1, err: s.ctxErr(ctx, s.authError(err))} // explain.go
 }
 
 // ctxErr explains an error caused by the end of ctx: "closed" when the
-// server was closed, "timed out" when the deadline passed.
+// server was closed, "timed out" (and what the node waited for) when the
+// deadline passed.
 func (s *server) ctxErr(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -209,8 +217,8 @@ func (s *server) ctxErr(ctx context.Context, err error) error {
 	switch {
 	case s.ctx.Err() != nil:
 		return errClosed
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return errorf(codeTimeout, "timed out: %v", err)
+	case deadlinePassed(ctx):
+		return s.timeoutError(err)
 	case errors.Is(ctx.Err(), context.Canceled):
 		return errorf(codeCanceled, "canceled")
 	}
@@ -223,7 +231,14 @@ func (s *server) dial(ctx context.Context, network, addr string) opResult {
 	if err := s.start(); err != nil {
 		return opResult{fd: -1, err: err}
 	}
-	c, err := s.ts.Dial(ctx, network, addr)
+	if err := s.awaitRunning(ctx); err != nil {
+		return opResult{fd: -1, err: s.ctxErr(ctx, fmt.Errorf("dial %s %s: %w", network, addr, err))}
+	}
+	target, err := s.dialTarget(ctx, network, addr) // names.go
+	if err != nil {
+		return opResult{fd: -1, err: s.ctxErr(ctx, err)}
+	}
+	c, err := s.ts.Dial(ctx, network, target)
 	if err != nil {
 		return opResult{fd: -1, err: s.ctxErr(ctx, fmt.Errorf("dial %s %s: %w", network, addr, err))}
 	}

@@ -75,6 +75,7 @@ extern "C" {
 #define TAILNET_ERR_STATE       -13 /* the caller's state store failed or did not answer in time */
 #define TAILNET_ERR_NO_CERT     -20 /* no TLS certificate for this node */
 #define TAILNET_ERR_NO_FUNNEL   -21 /* the tailnet does not allow Funnel here */
+#define TAILNET_ERR_STATE_DIR   -22 /* the state dir cannot be written (read-only, permissions, full) */
 #define TAILNET_ERR_INTERNAL    -99 /* a bug: please report it */
 
 /*

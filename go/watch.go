@@ -122,13 +122,17 @@ func (ns *nodeState) get() (state, loginURL string) {
 const trackerLagBound = 5 * time.Second
 
 // awaitState waits until the tracked state is want, tracking has stopped,
-// ctx ends or trackerLagBound passes. up uses it so that the state reads
-// Running once up has returned: tsnet's Up and the tracker read the bus
-// independently, and the tracker's copy of an event may come a moment
-// later.
-func (ns *nodeState) awaitState(ctx context.Context, want string) {
-	timer := time.NewTimer(trackerLagBound)
-	defer timer.Stop()
+// ctx ends or bound passes (0: no bound). up uses it, bounded by
+// trackerLagBound, so that the state reads Running once up has returned:
+// tsnet's Up and the tracker read the bus independently, and the
+// tracker's copy of an event may come a moment later.
+func (ns *nodeState) awaitState(ctx context.Context, want string, bound time.Duration) {
+	var expired <-chan time.Time
+	if bound > 0 {
+		timer := time.NewTimer(bound)
+		defer timer.Stop()
+		expired = timer.C
+	}
 	for {
 		ns.mu.Lock()
 		if ns.state == want || ns.stopped {
@@ -144,7 +148,7 @@ func (ns *nodeState) awaitState(ctx context.Context, want string) {
 		case <-changed:
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-expired:
 			return
 		}
 	}

@@ -110,15 +110,18 @@ def test_c_api_rejects_null_and_unknown_handles() -> None:
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="macOS uses ~/Library/Application Support")
 def test_state_dir_defaults_to_the_user_data_dir_per_hostname(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, silent_control: str
 ) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.delenv("TS_AUTHKEY", raising=False)
-    first, second = tailnet.Server("default-dir"), tailnet.Server("default-dir-2")
+    first = tailnet.Server("default-dir", control_url=silent_control)
+    second = tailnet.Server("default-dir-2", control_url=silent_control)
     try:
         for server, name in [(first, "default-dir"), (second, "default-dir-2")]:
             path = tmp_path / "data" / "tailnet" / name
             assert server.state_dir == str(path)
+            assert not path.exists()  # the constructor does no I/O
+            server.start()
             assert path.is_dir()
             assert path.stat().st_mode & 0o777 == 0o700
     finally:

@@ -12,9 +12,10 @@ from pathlib import Path
 import anyio
 import pytest
 from anyio.abc import SocketAttribute, TaskGroup
-from harness.helpers import eventually, go_counter, open_fds, settle_fds
+from harness.helpers import avanished_peer, eventually, go_counter, open_fds, settle_fds
 
 import tailnet
+from tailnet.testing import LocalTailnet
 
 pytestmark = pytest.mark.anyio
 
@@ -147,21 +148,27 @@ async def test_cancel_pending_up(silent_control: str, tmp_path: Path, anyio_back
     settle_fds(fds)
 
 
-async def test_cancel_pending_dial(nodes: tuple[tailnet.AsyncServer, tailnet.AsyncServer]) -> None:
+async def test_cancel_pending_dial(
+    nodes: tuple[tailnet.AsyncServer, tailnet.AsyncServer], local_tailnet: LocalTailnet
+) -> None:
     a, _ = nodes
+    gone = await avanished_peer(local_tailnet, a, f"{a.hostname}-gone")
     fds, ops = open_fds(), go_counter("ops")
     with anyio.move_on_after(0.2) as scope:
-        await a.dial("tcp", "100.100.99.99:80")  # nobody has this address
+        await a.dial("tcp", (gone, 80))  # its SYNs go unanswered
     assert scope.cancelled_caught
     eventually(lambda: go_counter("ops") == ops, timeout=1)
     settle_fds(fds)
 
 
-async def test_task_cancel_of_dial(nodes: tuple[tailnet.AsyncServer, tailnet.AsyncServer]) -> None:
+async def test_task_cancel_of_dial(
+    nodes: tuple[tailnet.AsyncServer, tailnet.AsyncServer], local_tailnet: LocalTailnet
+) -> None:
     a, _ = nodes
+    gone = await avanished_peer(local_tailnet, a, f"{a.hostname}-gone")
     ops = go_counter("ops")
     async with anyio.create_task_group() as tg:
-        tg.start_soon(a.dial, "tcp", "100.100.99.99:80")
+        tg.start_soon(a.dial, "tcp", (gone, 80))
         await anyio.wait_all_tasks_blocked()
         tg.cancel_scope.cancel()
     eventually(lambda: go_counter("ops") == ops, timeout=1)

@@ -67,8 +67,11 @@ def test_ctrl_c_interrupts_blocking_calls(mode: str, tmp_path: Path, local_tailn
         )
     elif mode == "block-accept":
         proc = spawn(local_tailnet, tmp_path, mode, "ctrlc-accept")
-    else:  # a tailnet address nobody has: the dial waits (it has no timeout)
-        proc = spawn(local_tailnet, tmp_path, mode, "ctrlc-dial", "100.100.99.99:80")
+    else:  # a node that joined and left: in the map, answering nothing, so the dial waits (no timeout)
+        gone = local_tailnet.server("ctrlc-gone", ephemeral=False).up(timeout=60)
+        address = f"{gone.ips[0]}:80"
+        gone.close()
+        proc = spawn(local_tailnet, tmp_path, mode, "ctrlc-dial", address)
     try:
         assert proc.stdout is not None
         assert proc.stderr is not None

@@ -145,41 +145,47 @@ def test_state_dir_and_files_are_private(keyed_tailnet: LocalTailnet, tmp_path: 
     assert exposed == {}
 
 
-def test_default_state_dir_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_state_dir_is_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, silent_control: str
+) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    server = tailnet.Server("default-dir")
+    server = tailnet.Server("default-dir", control_url=silent_control)
     try:
         assert server.state_dir is not None
         assert Path(server.state_dir) == tmp_path / "data" / "tailnet" / "default-dir"
+        server.start()
         assert stat.S_IMODE(Path(server.state_dir).stat().st_mode) == 0o700
     finally:
         server.close()
 
 
 @pytest.mark.parametrize("mode", [0o755, 0o750, 0o707])
-def test_loose_state_dir_warns(mode: int, tmp_path: Path) -> None:
+def test_loose_state_dir_warns(mode: int, tmp_path: Path, silent_control: str) -> None:
     state = tmp_path / "loose"
     state.mkdir()
     state.chmod(mode)
+    server = tailnet.Server("loose", state_dir=state, control_url=silent_control)
     with pytest.warns(tailnet.InsecureStateDirWarning, match="chmod 700") as caught:
-        server = tailnet.Server("loose", state_dir=state)
+        server.start()
     server.close()
     assert caught[0].filename == __file__  # it points at the caller's line
     assert stat.S_IMODE(state.stat().st_mode) == mode  # reported, not changed
 
 
-def test_readable_state_file_warns(tmp_path: Path) -> None:
+def test_readable_state_file_warns(tmp_path: Path, silent_control: str) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     (state / "tailscaled.state").write_text("{}")
     (state / "tailscaled.state").chmod(0o644)
+    server = tailnet.Server("loose-file", state_dir=state, control_url=silent_control)
     with pytest.warns(tailnet.InsecureStateDirWarning, match="chmod 600"):
-        tailnet.Server("loose-file", state_dir=state).close()
+        server.start()
+    server.close()
 
 
-def test_private_state_dir_does_not_warn(tmp_path: Path) -> None:
+def test_private_state_dir_does_not_warn(tmp_path: Path, silent_control: str) -> None:
     state = tmp_path / "tight"
     state.mkdir(mode=0o700)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        tailnet.Server("tight", state_dir=state).close()
+        tailnet.Server("tight", state_dir=state, control_url=silent_control).start().close()

@@ -22,6 +22,7 @@ from harness.helpers import (
     recv_all,
     send_and_close_write,
     settle_fds,
+    vanished_peer,
 )
 
 import tailnet
@@ -140,6 +141,7 @@ def test_32_threads_dial_accept_and_close_on_one_server(
     knows(server, peer)  # before that, dials either way can wait out their timeout
     knows(peer, server)
     peer_ip, server_ip = str(peer.ips[0]), str(server.ips[0])
+    gone_ip = vanished_peer(local_tailnet, server, "threads-gone")
     shared = server.listen("tcp", ":7")
     start = threading.Barrier(32)
     errors: list[BaseException] = []
@@ -241,7 +243,7 @@ def test_32_threads_dial_accept_and_close_on_one_server(
     def block_in_dial() -> None:
         ready.wait()
         try:
-            server.dial("tcp", "100.100.99.99:80")  # nobody has it: waits until closed
+            server.dial("tcp", (gone_ip, 80))  # its SYNs go unanswered: waits until closed
         except BaseException as exc:  # noqa: BLE001 - collected
             blocked.append(exc)
 

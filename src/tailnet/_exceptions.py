@@ -31,6 +31,7 @@ __all__ = [
     "LocalAPIError",
     "MissingDependencyError",
     "PeerNotFound",
+    "StateDirError",
     "StateStoreError",
     "TailnetError",
     "TailnetTimeout",
@@ -44,6 +45,21 @@ class TailnetError(Exception):
 
 class ConfigurationError(TailnetError, ValueError):
     """An argument is invalid: fix the call (the message says how)."""
+
+
+class StateDirError(ConfigurationError, OSError):
+    """The state directory cannot be used; the message names it and says what to do.
+
+    It is missing and cannot be created, is a file, is on a read-only file
+    system, or this user may not read and write it. :attr:`path` is the
+    directory. Checked when the node starts (``start``, ``up``, or the
+    first call that needs the node).
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        """The state directory (None if the library did not say)."""
 
 
 class ClosedError(TailnetError, OSError):
@@ -118,7 +134,11 @@ class DatagramTooLarge(TailnetError, OSError):
 
 
 class AuthenticationError(TailnetError, PermissionError):
-    """The control server rejected this node's login (e.g. a bad auth key)."""
+    """The control server rejected this node's login.
+
+    The message says whether the auth key was the problem (wrong, expired,
+    used up) or the server requires one and none was given.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(errno.EACCES, message)
@@ -197,11 +217,12 @@ class UnsupportedError(TailnetError, NotImplementedError):
 
 
 class InsecureStateDirWarning(UserWarning):
-    """The state directory (or its state file) is open to other users.
+    """The state directory (or its state file) is open to, or owned by, other users.
 
     It holds the node's private keys: anyone who can read it can act as the
     node. tailnet creates it with mode 0700 and never changes the mode of a
-    directory that already exists; fix it with ``chmod 700``. (A warning,
+    directory that already exists; fix it with ``chmod 700``. Another user
+    owning it gets the warning too (that user can read or replace the keys). (A warning,
     not an error, so that a deliberate setup keeps working; turn it into an
     error with ``warnings.simplefilter("error", InsecureStateDirWarning)``.)
     """

@@ -22,6 +22,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from ._binding import formats
 from ._exceptions import ConfigurationError, LocalAPIError, TailnetTimeout
 from ._info import Loopback
 from ._public import present
@@ -138,7 +139,9 @@ class Exchange:
 
     def timed_out(self, timeout: float | None) -> TailnetTimeout:
         """The error for a request that took longer than timeout."""
-        return TailnetTimeout(f"LocalAPI {self.method} {self.path} timed out after {timeout} s")
+        return TailnetTimeout(
+            f"LocalAPI {self.method} {self.path} timed out after {formats.seconds(timeout)}"
+        )
 
 
 def check_timeout(timeout: float | None) -> None:

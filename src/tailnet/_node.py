@@ -24,7 +24,7 @@ from typing import Generic, TypeVar
 
 from ._addresses import Address, IPAddress
 from ._binding import calls, formats
-from ._config import ServerConfig, claim_state_dir, release_state_dir
+from ._config import ServerConfig, claim_state_dir, prepare_state_dir, release_state_dir
 from ._datagram import PacketCore
 from ._exceptions import (
     ClosedError,
@@ -246,6 +246,7 @@ class Node:
         self._closed = False
         self._state_dir: Path | None = None
         self._store_server: StoreServer | None = None
+        self._state_dir_ready = False
         try:
             self._configure()
         except BaseException:
@@ -290,17 +291,32 @@ class Node:
         if self._closed:
             raise ClosedError(f"tailnet server {self.config.hostname!r} is closed")
 
+    def check_startable(self) -> None:
+        """Before a call that starts the node: it is open and its state dir exists and is usable.
+
+        The state dir is created and checked here, once, rather than by the
+        constructor, which does no I/O; a failure (:class:`StateDirError`)
+        is raised again by the next call, after the user has fixed it.
+        """
+        self.check_open()
+        if not self._state_dir_ready:
+            with self._lock:
+                if not self._state_dir_ready:
+                    if self.state_dir is not None:  # None: a store and no directory
+                        prepare_state_dir(self.state_dir)
+                    self._state_dir_ready = True
+
     # ---- Joining
 
     def start(self) -> None:
         """Start the node without waiting for it to join."""
-        self.check_open()
+        self.check_startable()
         calls.start(self.handle)
 
     def begin_up(self, timeout: float | None) -> Operation:
         """Start joining the tailnet; the operation ends when the node runs."""
         timeout = formats.timeout_ms(timeout)
-        self.check_open()
+        self.check_startable()
         return Operation(calls.up(self.handle, timeout))
 
     def ips(self) -> tuple[IPAddress, ...]:
@@ -316,7 +332,7 @@ class Node:
 
     def watch(self) -> WatchCore:
         """Start watching the node's events (starts the node if needed)."""
-        self.check_open()
+        self.check_startable()
         return WatchCore(calls.watch(self.handle))
 
     # ---- Connections
@@ -324,7 +340,7 @@ class Node:
     def begin_dial(self, network: str, address: str | tuple[str, int], timeout: float | None) -> Operation:
         """Start a dial; the operation yields a descriptor and text for :meth:`connection`."""
         args = _network(network), _address(address), formats.timeout_ms(timeout)
-        self.check_open()
+        self.check_startable()
         return Operation(calls.dial(self.handle, *args))
 
     def connection(self, fd: int, text: str) -> Connection:
@@ -346,13 +362,13 @@ class Node:
     def listen(self, network: str, address: str | tuple[str, int]) -> ListenerCore:
         """Listen on the node: ":port" or "ip:port"."""
         args = _network(network), _address(address)
-        self.check_open()
+        self.check_startable()
         return ListenerCore(self, *calls.listen(self.handle, *args))
 
     def listen_packet(self, network: str, address: str | tuple[str, int]) -> PacketCore:
         """Open a UDP socket on the node: ":port" or "ip:port"."""
         args = _network(network), _address(address)
-        self.check_open()
+        self.check_startable()
         return PacketCore(*calls.listen_packet(self.handle, *args))
 
     def begin_listen_tls(
@@ -360,7 +376,7 @@ class Node:
     ) -> Operation:
         """Start a TLS listener (up, checks, certificate fetch); see ``tailnet_listen_tls``."""
         args = _network(network), _address(address), formats.timeout_ms(timeout)
-        self.check_open()
+        self.check_startable()
         return Operation(calls.listen_tls(self.handle, *args))
 
     def begin_listen_funnel(
@@ -370,7 +386,7 @@ class Node:
         if not isinstance(funnel_only, bool):
             raise TypeError(f"funnel_only must be a bool, not {type(funnel_only).__name__}")
         net, addr, ms = _network(network), _address(address), formats.timeout_ms(timeout)
-        self.check_open()
+        self.check_startable()
         return Operation(calls.listen_funnel(self.handle, net, addr, funnel_only, ms))
 
     def listener(self, fd: int, text: str) -> ListenerCore:
@@ -389,7 +405,7 @@ class Node:
 
     def loopback(self) -> Loopback:
         """Start the node's loopback server (once) and describe it."""
-        self.check_open()
+        self.check_startable()
         address, proxy, api = calls.loopback(self.handle)
         return Loopback(formats.parse_hostport(address), proxy, api)
 
@@ -400,13 +416,13 @@ class Node:
     ) -> Pending[PeerIdentity]:
         """Start a whois of ``address``."""
         args = formats.c_string("address", _whois_address(address)), formats.timeout_ms(timeout)
-        self.check_open()
+        self.check_startable()
         return Pending(Operation(calls.whois(self.handle, *args)), parse_whois)
 
     def begin_status(self, timeout: float | None) -> Pending[Status]:
         """Start reading the node's status."""
         ms = formats.timeout_ms(timeout)
-        self.check_open()
+        self.check_startable()
         return Pending(Operation(calls.status(self.handle, ms)), parse_status)
 
     def begin_ping(
@@ -421,7 +437,7 @@ class Node:
             choices = ", ".join(repr(k.value) for k in PingKind)
             raise ConfigurationError(f"ping kind must be one of {choices}, not {kind!r}") from None
         args = formats.c_string("peer", str(peer)), kind.value.encode(), formats.timeout_ms(timeout)
-        self.check_open()
+        self.check_startable()
         return Pending(Operation(calls.ping(self.handle, *args)), parse_ping)
 
     # ---- Closing

@@ -32,10 +32,13 @@ ARGUMENTS_DOC = """
         control_url: Coordination server; defaults to ``$TS_CONTROL_URL``,
             else Tailscale's.
         state_dir: Where the node keeps its identity; defaults to a
-            per-hostname directory in the user's data dir (mode 0700),
-            created by the constructor. With a ``store`` it holds only
-            the rest (log configuration, certificate cache), and without
-            one the node has no directory.
+            per-hostname directory in the user's data dir. Created (mode
+            0700) and checked when the node starts: one it cannot use
+            raises :class:`~tailnet.StateDirError`, one others may read or
+            another user owns gets an
+            :class:`~tailnet.InsecureStateDirWarning`. With a ``store``
+            it holds only the rest (log configuration, certificate
+            cache), and without one the node has no directory.
         store: Keep the node's state elsewhere than in ``state_dir``:
             ``"mem"`` (in memory only, gone at exit; needs
             ``ephemeral=True``) or a :class:`~tailnet.StateStore` (bytes

@@ -132,9 +132,10 @@ class AsyncServer(ServerBase):
 
         Cancellable. ``on_event`` (a function or coroutine function) gets
         each event while waiting, e.g. :class:`~tailnet.LoginRequired`
-        without an auth key; see :meth:`tailnet.Server.up`. Raises
-        :class:`~tailnet.TailnetTimeout` after ``timeout`` seconds and
-        :class:`~tailnet.ClosedError` if the server is closed meanwhile.
+        without an auth key; see :meth:`tailnet.Server.up`, also for its
+        errors. Raises :class:`~tailnet.TailnetTimeout` after ``timeout``
+        seconds and :class:`~tailnet.ClosedError` if the server is closed
+        meanwhile.
         """
         if on_event is None:
             await finish(self._node.begin_up(timeout))
@@ -162,7 +163,8 @@ class AsyncServer(ServerBase):
         TCP gives an :class:`anyio.abc.SocketStream`, UDP (``"udp"``,
         ``"udp4"``, ``"udp6"``) an :class:`anyio.abc.ConnectedUDPSocket`.
         Cancellable; a connection completing after cancellation is closed,
-        never leaked.
+        never leaked. Names and addresses resolve as for
+        :meth:`tailnet.Server.dial`.
         """
         conn = self._node.connection(*await finish(self._node.begin_dial(network, address, timeout)))
         if is_datagram_network(network):

@@ -121,8 +121,8 @@ class Server(ServerBase):
         with tailnet.Server(hostname="my-service") as ts:
             conn = ts.dial("tcp", "other-node:8080")
 
-    The constructor checks its arguments and creates the state directory;
-    ``up`` (or ``with``) joins the tailnet; ``listen`` and ``dial`` work as
+    The constructor checks its arguments and does no I/O; ``up`` (or
+    ``with``) creates the state directory and joins the tailnet; ``listen`` and ``dial`` work as
     on any host of the tailnet. :class:`AsyncServer` is the same on asyncio
     and trio.
     """
@@ -147,7 +147,11 @@ class Server(ServerBase):
         :class:`~tailnet.LoginRequired` event. ``on_event`` is called in
         this thread with each event (state changes too) while waiting.
         Raises :class:`~tailnet.TailnetTimeout` after ``timeout`` seconds
-        and :class:`~tailnet.ClosedError` if :meth:`close` is called
+        (its message says what the node was waiting for: the login and its
+        URL, the control server, an admin's approval),
+        :class:`~tailnet.AuthenticationError` if the control server refused
+        the login (or needs an auth key and none was given) and
+        :class:`~tailnet.ClosedError` if :meth:`close` is called
         meanwhile.
         """
         if on_event is None:
@@ -176,7 +180,11 @@ class Server(ServerBase):
         ``host`` is a tailnet IP or MagicDNS name; ``network`` is ``"tcp"``,
         ``"tcp4"`` or ``"tcp6"`` for a connected, blocking
         :class:`TailnetSocket`, or ``"udp"``, ``"udp4"`` or ``"udp6"`` for a
-        connected :class:`TailnetDatagramSocket`.
+        connected :class:`TailnetDatagramSocket`. A single-label name, a
+        name in the tailnet's MagicDNS domain or a tailnet IP that no node
+        has raises :class:`~tailnet.HostUnreachable` at once, without
+        asking any resolver; other names are resolved by the host (see
+        "Names in a dial" in docs/python-api.md).
         """
         conn = self._node.connection(*finish(self._node.begin_dial(network, address, timeout)))
         if is_datagram_network(network):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from ._binding import formats
 from ._exceptions import ClosedError, TailnetTimeout
 from ._node import Operation, Pending
 
@@ -63,7 +64,11 @@ def retry(
             return attempt()
         except BlockingIOError:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not wait_socket(sock, remaining, what, writable=writable):
+            try:
+                usable = wait_socket(sock, remaining, what, writable=writable)
+            except TailnetTimeout:  # it names the time remaining; the caller gave timeout
+                raise timed_out(what, timeout) from None
+            if not usable:
                 raise ClosedError(closed) from None
 
 
@@ -91,7 +96,12 @@ def _wait(fd: int, events: int, timeout: float | None, what: str) -> None:
         if poller.poll(None if remaining is None else remaining * 1000):
             return
         if remaining is not None and remaining <= 0:
-            raise TailnetTimeout(f"{what} timed out after {timeout} s")
+            raise timed_out(what, timeout)
+
+
+def timed_out(what: str, timeout: float | None) -> TailnetTimeout:
+    """The error for a wait of ``timeout`` seconds that ran out."""
+    return TailnetTimeout(f"{what} timed out after {formats.seconds(timeout)}")
 
 
 #: How often a wait on a socket checks that no other thread closed it.
@@ -123,4 +133,4 @@ def wait_socket(sock: socket.socket, timeout: float | None, what: str, *, writab
         if sock.fileno() != number:  # closed meanwhile; the number may be another file's now
             return False
         if remaining is not None and remaining <= step:
-            raise TailnetTimeout(f"{what} timed out after {timeout} s")
+            raise timed_out(what, timeout)

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 import tailnet
-from tailnet.testing import debug_counter
+from tailnet.testing import LocalTailnet, debug_counter
 
 
 def open_fds() -> set[int]:
@@ -150,6 +150,28 @@ async def aknows(node: tailnet.AsyncServer, peer: tailnet.AsyncServer) -> None:
     with anyio.fail_after(30):
         while (await node.status()).peer(peer.hostname) is None:
             await anyio.sleep(0.05)
+
+
+def vanished_peer(net: LocalTailnet, dialer: tailnet.Server, hostname: str) -> str:
+    """The tailnet IP of a node that joined and left: in dialer's map, answering nothing.
+
+    A dial to it waits (its SYNs go unanswered) until its timeout, a cancel
+    or a close. (An address no node has fails at once: test_names.py.)
+    """
+    gone = net.server(hostname, ephemeral=False).up(timeout=60)
+    knows(dialer, gone)
+    ip = str(gone.ips[0])
+    gone.close()
+    return ip
+
+
+async def avanished_peer(net: LocalTailnet, dialer: tailnet.AsyncServer, hostname: str) -> str:
+    """:func:`vanished_peer` for the async API."""
+    gone = await net.async_server(hostname, ephemeral=False).up(timeout=60)
+    await aknows(dialer, gone)
+    ip = str(gone.ips[0])
+    await gone.aclose()
+    return ip
 
 
 def node_name_base(request: pytest.FixtureRequest) -> str:

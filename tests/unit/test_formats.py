@@ -134,3 +134,21 @@ def test_datagram_headers_round_trip(ip: str) -> None:
 def test_a_malformed_datagram_header_is_an_internal_error(message: bytes) -> None:
     with pytest.raises(tailnet.InternalError, match="malformed datagram header"):
         formats.decode_datagram(message)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (1, "1 s"),
+        (0.9999614329999531, "1 s"),
+        (0.25, "0.25 s"),
+        (0.1 + 0.2, "0.3 s"),
+        (90, "90 s"),
+        (1234.5, "1234.5 s"),
+        (0.0004, "0.0004 s"),
+        (0, "0 s"),
+        (None, "no limit"),
+    ],
+)
+def test_seconds_in_messages_are_rounded(seconds: float | None, shown: str) -> None:
+    assert formats.seconds(seconds) == shown

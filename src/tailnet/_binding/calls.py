@@ -97,13 +97,14 @@ _BY_CODE: dict[str, type[Exception]] = {
     "TAILNET_ERR_STATE": exc.StateStoreError,
     "TAILNET_ERR_NO_CERT": exc.CertificateUnavailableError,
     "TAILNET_ERR_NO_FUNNEL": exc.FunnelUnavailableError,
+    "TAILNET_ERR_STATE_DIR": exc.StateDirError,
     "TAILNET_ERR_INTERNAL": exc.InternalError,
 }
 
-#: Advice appended to messages, by exception class.
+#: Advice appended to messages, by exception class. Timeouts and rejected
+#: logins get none here: the library's message says what the node waited
+#: for, or whether a key was given (go/explain.go).
 _ADVICE: dict[type[Exception], str] = {
-    exc.TailnetTimeout: "; pass a larger timeout, or check that the control server and peer are reachable",
-    exc.AuthenticationError: "; check the auth key (TS_AUTHKEY) or log in with the URL tailnet logged",
     exc.HostUnreachable: "; check the name or IP against `status` and that the peer is online",
     exc.PeerNotFound: "; check the name or IP against `status()`",
     exc.CertificateUnavailableError: " (see docs/tls-and-funnel.md)",

@@ -31,6 +31,7 @@ __all__ = [
     "parse_ips",
     "parse_listener",
     "parse_state",
+    "seconds",
     "timeout_ms",
 ]
 
@@ -66,6 +67,15 @@ def timeout_ms(timeout: float | None) -> int:
     if math.isnan(timeout) or timeout < 0:
         raise ConfigurationError(f"timeout must be >= 0 seconds or None, not {timeout}")
     return -1 if math.isinf(timeout) else math.ceil(timeout * 1000)
+
+
+def seconds(timeout: float | None) -> str:
+    """A timeout for a message: "1 s", "0.25 s", "2.5 s" (not 0.9999614329999531 s)."""
+    if timeout is None:
+        return "no limit"
+    if 0 < timeout < 0.001:
+        return f"{timeout:.1g} s"
+    return f"{round(timeout, 3):g} s"
 
 
 def format_address(address: str | tuple[str, int]) -> str:
