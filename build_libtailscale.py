@@ -260,6 +260,8 @@ def patched_copy(fix: SourceFix, module: GoModule) -> Path:
         shutil.rmtree(copy, ignore_errors=True)
         with contextlib.suppress(OSError):  # a concurrent build renamed its copy first: same bytes
             staged.rename(copy)
+    if not (copy / fix.file).is_file() or (copy / fix.file).read_text() != fixed:
+        raise BuildError(f"could not make the patched copy of {fix.module} in {copy}")
     return copy
 
 
