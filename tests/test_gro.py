@@ -8,9 +8,10 @@ reach the wrong node, which resets connections.
 ``go/burst_test.go``'s ``TestBurst`` is that case in plain Go tsnet: two
 nodes in one process, thousands of echo connections. Here it is built as
 the library is built (the same tags, the same patched gVisor) and must lose
-no connection. Built against the unpatched gVisor it loses a few in every
-thousand (docs/packaging.md has the figures). The test binary is built
-first, on its own: on a busy machine that alone takes minutes.
+no connection. Built against the unpatched gVisor it loses from a few in
+ten thousand to a few in a thousand (docs/packaging.md has the figures).
+The test binary is built first, on its own: on a busy machine that alone
+takes minutes.
 """
 
 from __future__ import annotations
