@@ -9,8 +9,12 @@ CMake (and so ``pip install``) runs it; developers may run it directly::
 
 It prints the paths of the files it wrote, one per line. With
 ``--tsnetbench PATH`` it builds only the Go benchmark program
-(go/cmd/tsnetbench, used by benchmarks/) into PATH; add ``--gro`` to build
-it with tsnet's GRO, as upstream ships it.
+(go/cmd/tsnetbench, used by benchmarks/) into PATH, as upstream ships
+tsnet: no build tags, unpatched gVisor.
+
+The library is built against a copy of gVisor with one fix of ours (GRO's
+Flush, see ``GRO_FIX``), made under ``build/patched/`` from Go's module
+cache at build time, and selected with ``go build -modfile``.
 
 What it builds for is chosen by the environment, so CMake and pip need not
 know anything about Go:
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import json
 import os
 import platform
 import re
@@ -50,18 +55,12 @@ HEADER = GO_DIR / "tailscale.h"
 #: Library file name per platform; the Python loader uses the same names.
 LIB_NAMES = {"linux": "libtailnet.so", "darwin": "libtailnet.dylib"}
 
-#: Tailscale features left out of the library (ts_omit_* build tags): GRO
-#: for correctness, the rest because a library node never uses them.
-#: docs/packaging.md says why each is safe to drop and what it saves;
-#: go/features.go refuses to compile if one the library needs is dropped.
+#: Tailscale features left out of the library (ts_omit_* build tags): those
+#: a library node never uses. docs/packaging.md says why each is safe to
+#: drop and what it saves; go/features.go refuses to compile if one the
+#: library needs is dropped. GRO stays in, with gVisor's Flush fixed
+#: (``GRO_FIX``).
 OMITTED_FEATURES: tuple[str, ...] = (
-    # Correctness, not size: gVisor's GRO.Flush (in the netstack version
-    # tailscale v1.102.5 pins) delivers only the first packet of each bucket
-    # and returns the rest to a process-wide pool, so with two nodes in one
-    # process a packet for one node reaches the other, which then resets
-    # connections (google/gvisor#14081; docs/architecture.md). Without GRO
-    # every packet goes straight to its own stack.
-    "gro",
     # NAT port mapping: tailnet nodes run with it disabled (TS_DISABLE_PORTMAPPER).
     "portmapper",
     "debugportmapper",
@@ -124,6 +123,195 @@ _ZIG_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
 
 class BuildError(Exception):
     """A build failure with a message meant for a person, not a traceback."""
+
+
+@dataclass(frozen=True)
+class SourceFix:
+    """A one-line fix of ours to a function of a Go module, made in a copy of the module.
+
+    ``function`` is the function exactly as the module ships it. A function
+    of any other text is refused: the fix was written for this one. The
+    same function with ``fixed`` in place of ``line`` is accepted as
+    already fixed, and the module is then used as it is.
+    """
+
+    module: str
+    file: str  # in the module
+    function: str
+    line: str
+    fixed: str
+    notice: str  # what the notices say was changed (Apache-2.0 4(b))
+
+    def find(self, source: str) -> str:
+        """The function's text in source (from its doc comment to its closing brace)."""
+        name = re.escape(self.function.split("\n", 2)[1].rstrip("{ "))
+        match = re.search(rf"^// [^\n]*\n{name} \{{\n.*?^\}}\n", source, re.M | re.S)
+        return match.group(0) if match else ""
+
+    def needed(self, source: str, where: str) -> bool:
+        """Whether source needs the fix: True as shipped, False if already fixed; else BuildError."""
+        found = self.find(source)
+        if found == self.function:
+            return True
+        if found == self.function.replace(self.line, self.fixed):
+            return False
+        raise BuildError(
+            f"{where}: this {self.module} is not the one build_libtailscale.py's fix was written for "
+            f"(its {self.file} has {'another' if found else 'no'} {self.function.splitlines()[1]!r}). "
+            "Read the new code: if the bug (docs/packaging.md, 'The GRO fix') is gone, add its text to "
+            "SourceFix as already fixed; if not, write the fix for it."
+        )
+
+    def apply(self, source: str) -> str:
+        """Source with the fix made, the changed line marked as ours."""
+        return source.replace(self.function, self.function.replace(self.line, f"{self.fixed} {_MARK}"), 1)
+
+
+_MARK = "// tailnet: fixed here, see tailnet's THIRD_PARTY_NOTICES.txt"
+
+#: gVisor's GRO.Flush, as the gVisor that tailscale v1.102.5 pins ships it,
+#: walks each bucket's list with Next() from the entry that removeOne has
+#: just unlinked (and whose links Remove has cleared): it delivers the first
+#: packet of each bucket and leaves the rest in the GRO object. tailscale
+#: returns that object to a process-wide sync.Pool, and the next node to
+#: take it delivers the leftovers to its own stack: with two nodes in one
+#: process, packets reach the wrong node, which resets connections
+#: (google/gvisor#14081, open). The fix takes the bucket's front again after
+#: each removal, so Flush delivers every packet and leaves the buckets empty.
+GRO_FIX = SourceFix(
+    module="gvisor.dev/gvisor",
+    file="pkg/tcpip/stack/gro/gro.go",
+    function=(
+        "// Flush sends all packets up the stack.\n"
+        "func (gd *GRO) Flush() {\n"
+        "\tfor i := range gd.buckets {\n"
+        "\t\tfor groPkt := gd.buckets[i].packets.Front(); groPkt != nil; groPkt = groPkt.Next() {\n"
+        "\t\t\tpkt := groPkt.pkt\n"
+        "\t\t\tgd.buckets[i].removeOne(groPkt)\n"
+        "\t\t\tgd.handlePacket(pkt)\n"
+        "\t\t\tpkt.DecRef()\n"
+        "\t\t}\n"
+        "\t}\n"
+        "}\n"
+    ),
+    line="groPkt = groPkt.Next() {",
+    fixed="groPkt = gd.buckets[i].packets.Front() {",
+    notice=(
+        "Modified by tailnet: pkg/tcpip/stack/gro/gro.go, one line of GRO.Flush (the\n"
+        "loop takes each bucket's front again after a removal, instead of the next\n"
+        "entry of the one just removed), so that Flush delivers every queued packet\n"
+        "(google/gvisor#14081). No other file of this module is changed."
+    ),
+)
+
+#: Where the build makes its patched copies of Go modules, and the go.mod
+#: that points the build at them (``go build -modfile``).
+PATCHED_DIR = ROOT / "build" / "patched"
+
+
+@dataclass(frozen=True)
+class GoModule:
+    """What ``go mod download -json`` says of a module: its version and directory."""
+
+    version: str
+    dir: Path
+
+
+def go_module(go: str, path: str) -> GoModule:
+    """The module go/go.mod requires, from Go's module cache (downloaded if missing)."""
+    done = subprocess.run(
+        [go, "mod", "download", "-json", path], cwd=GO_DIR, capture_output=True, text=True, check=False
+    )
+    try:
+        info = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        info = {}
+    if done.returncode != 0 or "Dir" not in info:
+        raise BuildError(f"could not find Go module {path}: {info.get('Error') or done.stderr.strip()}")
+    return GoModule(info["Version"], Path(info["Dir"]))
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    """Copy a module out of Go's (read-only) cache, as ordinary writable files."""
+    for directory, _, files in os.walk(source):
+        into = target / Path(directory).relative_to(source)
+        into.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            shutil.copyfile(Path(directory, name), into / name)
+
+
+def patched_copy(fix: SourceFix, module: GoModule) -> Path:
+    """build/patched/<module>@<version>: the module with fix made, copied once per version.
+
+    The copy is made beside its final place and renamed there, so a build
+    never sees half a copy; an existing copy is reused when it holds the
+    fixed file.
+    """
+    source = (module.dir / fix.file).read_text()
+    fixed = fix.apply(source)
+    copy = PATCHED_DIR / f"{fix.module.rsplit('/', 1)[-1]}@{module.version}"
+    if (copy / fix.file).is_file() and (copy / fix.file).read_text() == fixed:
+        return copy
+    PATCHED_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=PATCHED_DIR, prefix=".copy-") as tmp:
+        staged = Path(tmp, "module")
+        _copy_tree(module.dir, staged)
+        (staged / fix.file).write_text(fixed)
+        shutil.rmtree(copy, ignore_errors=True)
+        with contextlib.suppress(OSError):  # a concurrent build renamed its copy first: same bytes
+            staged.rename(copy)
+    if not (copy / fix.file).is_file() or (copy / fix.file).read_text() != fixed:
+        raise BuildError(f"could not make the patched copy of {fix.module} in {copy}")
+    return copy
+
+
+def write_modfile(replacements: dict[str, Path]) -> Path:
+    """build/patched/go.mod: go/go.mod with the modules replaced by the patched copies, and its go.sum.
+
+    The replacement paths are relative to go/ (as Go reads them), so the
+    file, and the library, are the same in any checkout.
+    """
+    lines = [(GO_DIR / "go.mod").read_text().rstrip("\n"), ""]
+    for path, copy in sorted(replacements.items()):
+        lines.append(f"replace {path} => {Path(os.path.relpath(copy, GO_DIR)).as_posix()}")
+    modfile = PATCHED_DIR / "go.mod"
+    for target, text in ((modfile, "\n".join(lines) + "\n"), (modfile.with_suffix(".sum"), None)):
+        content = text if text is not None else (GO_DIR / "go.sum").read_text()
+        if not target.is_file() or target.read_text() != content:
+            staged = target.with_name(f".{target.name}.{os.getpid()}")
+            staged.write_text(content)
+            staged.replace(target)
+    return modfile
+
+
+@dataclass(frozen=True)
+class Patches:
+    """The Go modules the library is built with fixes of ours, and how to tell go about them."""
+
+    modfile: Path | None = None
+    notices: tuple[tuple[str, str], ...] = ()  # (module path, what was changed)
+
+    @property
+    def flags(self) -> list[str]:
+        """The go build/list/test flags that select the patched modules."""
+        return [f"-modfile={self.modfile}"] if self.modfile else []
+
+
+def prepare_patches(go: str) -> Patches:
+    """Make the patched copies the library needs, and the go.mod that selects them.
+
+    tsnet is always patched (:data:`TSNET_PATCH`); gVisor unless its GRO
+    is already fixed (:data:`GRO_FIX`).
+    """
+    name, shadow = patched_tailscale(go)
+    replacements = {name: shadow}
+    notices = [(name, TSNET_NOTICE)]
+    module = go_module(go, GRO_FIX.module)
+    where = f"{GRO_FIX.module} {module.version}"
+    if GRO_FIX.needed((module.dir / GRO_FIX.file).read_text(), where):
+        replacements[GRO_FIX.module] = patched_copy(GRO_FIX, module)
+        notices.append((GRO_FIX.module, GRO_FIX.notice))
+    return Patches(write_modfile(replacements), tuple(notices))
 
 
 def required_go_version() -> tuple[int, int, int]:
@@ -231,8 +419,9 @@ def c_compiler(target: Target) -> list[str] | None:
 
 
 #: Our patch to tsnet (tailscale.com/tsnet/tsnet.go at the pinned version),
-#: applied by building against a shadow of the module (:func:`patched_tailscale`);
-#: the module cache is never touched.
+#: applied by building against a shadow of the module (:func:`patched_tailscale`)
+#: that the ``-modfile`` of :func:`prepare_patches` selects; the module
+#: cache is never touched.
 #: Upstream, a tsnet.Server always has a directory: with no Dir it makes one
 #: under os.UserConfigDir, and even with a Store it writes its log
 #: configuration and log buffer there. Patched, a Server with a Store and
@@ -292,61 +481,61 @@ TSNET_PATCH: tuple[tuple[str, str], ...] = (
 )
 
 
-def patched_tailscale(go: str, env: dict[str, str], work: Path) -> Path:
-    """A go.work that builds go/ against tailscale.com with :data:`TSNET_PATCH` applied.
+def patched_tailscale(go: str) -> tuple[str, Path]:
+    """build/patched/tailscale.com@<version>: the module with :data:`TSNET_PATCH` applied.
 
     Go refuses ``-overlay`` for files in the module cache, so the module is
-    shadowed instead: work/tailscale.com mirrors the cached module with
-    symbolic links and copies, all but tsnet/tsnet.go, which is the patched copy.
-    ``work`` should be the same directory from build to build, so that Go's
-    build cache keeps the compiled packages.
+    shadowed instead: the shadow mirrors the cached module with symbolic
+    links to its directories and copies of its top-level files (go:embed
+    refuses a linked file), all of ``tsnet/`` but tsnet.go copied too, and
+    tsnet.go patched. It is made beside its place and renamed there, and
+    reused while it holds the same patched file, so that Go's build cache
+    keeps the compiled packages.
     """
-    found = subprocess.run(
-        [go, "list", "-m", "-f", "{{.Dir}}", "tailscale.com"],
-        cwd=GO_DIR,
-        env={**env, "GOWORK": "off"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if found.returncode != 0 or not found.stdout.strip():
-        raise BuildError(f"could not find the tailscale.com module: {found.stderr.strip()}")
-    module = Path(found.stdout.strip())
-    text = (module / "tsnet" / "tsnet.go").read_text(encoding="utf-8")
+    module = go_module(go, "tailscale.com")
+    text = (module.dir / "tsnet" / "tsnet.go").read_text(encoding="utf-8")
     for old, new in TSNET_PATCH:
         if text.count(old) != 1:
-            raise BuildError(f"{module}/tsnet/tsnet.go is not what TSNET_PATCH expects: update the patch")
+            raise BuildError(f"{module.dir}/tsnet/tsnet.go is not what TSNET_PATCH expects: update the patch")
         text = text.replace(old, new)
-    shadow = work / "tailscale.com"
-    shutil.rmtree(shadow, ignore_errors=True)
-    (shadow / "tsnet").mkdir(parents=True)
-    # Directories are linked, files copied (go:embed refuses a linked file).
-    for entry in module.iterdir():
-        if entry.is_dir() and entry.name != "tsnet":
-            (shadow / entry.name).symlink_to(entry)
-        elif entry.is_file():
-            shutil.copyfile(entry, shadow / entry.name)
-    for entry in (module / "tsnet").iterdir():
-        if entry.is_dir():
-            (shadow / "tsnet" / entry.name).symlink_to(entry)
-        elif entry.name != "tsnet.go":
-            shutil.copyfile(entry, shadow / "tsnet" / entry.name)
-    (shadow / "tsnet" / "tsnet.go").write_text(text, encoding="utf-8")
-    major, minor, patch = required_go_version()
-    workfile = work / "go.work"
-    # Relative paths: Go records a replacement's path in the binary's build
-    # information, and an absolute one would tie the bytes to the build
-    # directory (builds must be reproducible wherever they run).
-    use = os.path.relpath(GO_DIR, work)
-    workfile.write_text(
-        f"go {major}.{minor}.{patch}\n\nuse {use}\n\nreplace tailscale.com => ./{shadow.name}\n",
-        encoding="utf-8",
-    )
-    return workfile
+    shadow = PATCHED_DIR / f"tailscale.com@{module.version}"
+    patched = shadow / "tsnet" / "tsnet.go"
+    if patched.is_file() and patched.read_text(encoding="utf-8") == text:
+        return "tailscale.com", shadow
+    PATCHED_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=PATCHED_DIR, prefix=".shadow-") as tmp:
+        staged = Path(tmp, "module")
+        (staged / "tsnet").mkdir(parents=True)
+        for entry in module.dir.iterdir():
+            if entry.is_dir() and entry.name != "tsnet":
+                (staged / entry.name).symlink_to(entry)
+            elif entry.is_file():
+                shutil.copyfile(entry, staged / entry.name)
+        for entry in (module.dir / "tsnet").iterdir():
+            if entry.is_dir():
+                (staged / "tsnet" / entry.name).symlink_to(entry)
+            elif entry.name != "tsnet.go":
+                shutil.copyfile(entry, staged / "tsnet" / entry.name)
+        (staged / "tsnet" / "tsnet.go").write_text(text, encoding="utf-8")
+        shutil.rmtree(shadow, ignore_errors=True)
+        with contextlib.suppress(OSError):  # a concurrent build renamed its shadow first: same files
+            staged.rename(shadow)
+    if not patched.is_file() or patched.read_text(encoding="utf-8") != text:
+        raise BuildError(f"could not make the patched shadow of tailscale.com in {shadow}")
+    return "tailscale.com", shadow
 
 
-def build_library(go: str, out_dir: Path, target: Target) -> Path:
-    """Run ``go build -buildmode=c-shared`` into out_dir."""
+#: What the notices say of tsnet (its BSD license asks for no notice of
+#: changes; said anyway, so the wheel lists every file we changed).
+TSNET_NOTICE = (
+    "Modified by tailnet: tsnet/tsnet.go, two spots of Server.start (a Server\n"
+    "with a Store and no Dir makes no directory and writes no log files). No\n"
+    "other file of this module is changed."
+)
+
+
+def build_library(go: str, out_dir: Path, target: Target, patches: Patches) -> Path:
+    """Run ``go build -buildmode=c-shared`` into out_dir, with the patched modules."""
     lib = out_dir / target.lib_name
     cc = c_compiler(target)
     env = {**os.environ, "CGO_ENABLED": "1", "GOOS": target.goos, "GOARCH": target.goarch}
@@ -356,11 +545,11 @@ def build_library(go: str, out_dir: Path, target: Target) -> Path:
     ldflags = "-s -w -buildid="
     if os.environ.get("TAILNET_CC") == "zig":
         ldflags += " -extldflags=-Wl,--strip-all"  # zig's linker ignores a plain -s
-    env["GOWORK"] = str(patched_tailscale(go, env, out_dir / "go-work"))
     cmd = [
         go,
         "build",
         "-buildmode=c-shared",
+        *patches.flags,
         "-trimpath",
         "-buildvcs=false",
         f"-ldflags={ldflags}",
@@ -378,17 +567,16 @@ def build_library(go: str, out_dir: Path, target: Target) -> Path:
     return lib
 
 
-def build_tsnetbench(go: str, target: Path, *, gro: bool = False) -> Path:
-    """Build the Go benchmark program (go/cmd/tsnetbench) for this machine, with the library's tags.
+def build_tsnetbench(go: str, target: Path) -> Path:
+    """Build the Go benchmark program (go/cmd/tsnetbench) for this machine, as tsnet's users build it.
 
-    Plain flags (no -trimpath), so it shares Go's build cache with ``go vet``.
-    With ``gro``, tsnet keeps GRO (as upstream ships it), to measure what
-    ``ts_omit_gro`` costs.
+    The benchmarks' reference is Go tsnet as upstream ships it: no build
+    tags (so GRO and GSO on), gVisor unpatched, go/go.mod's versions. Plain
+    flags (no -trimpath), so it shares Go's build cache with ``go vet``.
     """
     env = {**os.environ}
     env.setdefault("GOFLAGS", "-mod=readonly")
-    tags = [t for t in GO_TAGS if not (gro and t == "ts_omit_gro")]
-    cmd = [go, "build", "-buildvcs=false", f"-tags={','.join(tags)}", "-o", str(target)]
+    cmd = [go, "build", "-buildvcs=false", "-o", str(target)]
     print("+", shlex.join([*cmd, "./cmd/tsnetbench"]), file=sys.stderr, flush=True)
     if subprocess.run([*cmd, "./cmd/tsnetbench"], cwd=GO_DIR, env=env, check=False).returncode != 0:
         raise BuildError("go build of go/cmd/tsnetbench failed (see its output above)")
@@ -398,17 +586,19 @@ def build_tsnetbench(go: str, target: Path, *, gro: bool = False) -> Path:
 _LICENSE_FILE = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE|PATENTS)", re.I)
 
 
-def write_notices(go: str, target: Target, out_dir: Path) -> Path:
+def write_notices(go: str, target: Target, out_dir: Path, patches: Patches) -> Path:
     """THIRD_PARTY_NOTICES.txt: the license texts of Go and every module linked into the library.
 
     Their licenses (BSD, MIT, Apache-2.0) ask that binary copies carry them;
     the wheel installs this file next to the library. A module without a
-    license file stops the build rather than ship without its notice.
+    license file stops the build rather than ship without its notice. A
+    module we patched gets a note saying which file we changed, as
+    Apache-2.0 section 4(b) asks.
     """
     env = {**os.environ, "CGO_ENABLED": "1", "GOOS": target.goos, "GOARCH": target.goarch}
     template = "{{with .Module}}{{if not .Main}}{{.Path}} {{.Version}} {{.Dir}}{{end}}{{end}}"
     listed = subprocess.run(
-        [go, "list", "-deps", f"-tags={','.join(GO_TAGS)}", "-f", template, "."],
+        [go, "list", "-deps", *patches.flags, f"-tags={','.join(GO_TAGS)}", "-f", template, "."],
         cwd=GO_DIR,
         env=env,
         capture_output=True,
@@ -418,15 +608,20 @@ def write_notices(go: str, target: Target, out_dir: Path) -> Path:
     goroot = subprocess.run([go, "env", "GOROOT"], capture_output=True, text=True, check=False).stdout.strip()
     if listed.returncode != 0 or not goroot:
         raise BuildError(f"could not list the Go modules in the library:\n{listed.stderr}")
-    sections = [("Go (standard library and runtime)", [Path(goroot, "LICENSE")])]
+    sections = [("Go (standard library and runtime)", [Path(goroot, "LICENSE")], "")]
+    modified = dict(patches.notices)
     for line in sorted(set(filter(None, listed.stdout.splitlines()))):
         path, version, directory = line.split(" ", 2)
         files = sorted(f for f in Path(directory).iterdir() if _LICENSE_FILE.match(f.name) and f.is_file())
         if not files:
             raise BuildError(f"Go module {path} {version} has no license file to ship with the library")
-        sections.append((f"{path} {version}", files))
+        sections.append((f"{path} {version}", files, modified.pop(path, "")))
+    if modified:
+        raise BuildError(f"patched modules not linked into the library: {', '.join(modified)}")
     parts = ["Third-party software in libtailnet, and the notices its licenses ask copies to carry.\n"]
-    for title, files in sections:
+    for title, files, change in sections:
+        if change:
+            parts.append(f"\n{'=' * 78}\n{title}: CHANGES\n{'=' * 78}\n\n{change}\n")
         for file in files:
             parts.append(f"\n{'=' * 78}\n{title}: {file.name}\n{'=' * 78}\n\n{file.read_text().strip()}\n")
     notices = out_dir / "THIRD_PARTY_NOTICES.txt"
@@ -496,11 +691,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-header-check", action="store_true", help="do not compile-check tailscale.h")
     parser.add_argument("--tsnetbench", type=Path, help="only build the Go benchmark program, to this path")
-    parser.add_argument("--gro", action="store_true", help="with --tsnetbench: keep tsnet's GRO")
     args = parser.parse_args(argv)
     if args.tsnetbench:
         try:
-            print(build_tsnetbench(find_go(), args.tsnetbench.resolve(), gro=args.gro))
+            print(build_tsnetbench(find_go(), args.tsnetbench.resolve()))
         except BuildError as exc:
             print(f"build_libtailscale.py: error: {exc}", file=sys.stderr)
             return 1
@@ -510,11 +704,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         go = find_go()
         target = build_target()
-        lib = build_library(go, out_dir, target)
+        patches = prepare_patches(go)
+        lib = build_library(go, out_dir, target, patches)
         if not args.skip_header_check:
             check_header(go, c_compiler(target))
         ffi = build_ffi_module(out_dir)
-        notices = write_notices(go, target, out_dir)
+        notices = write_notices(go, target, out_dir, patches)
     except BuildError as exc:
         print(f"build_libtailscale.py: error: {exc}", file=sys.stderr)
         return 1

@@ -16,10 +16,12 @@ from ._spec import METRICS, Metric
 
 #: The systems as the report names them, in this order.
 LABELS = {
-    "go": "Go tsnet",
+    "go": "Go tsnet",  # as upstream ships it: GRO and GSO on (runs from 2026-12 on)
     "sync": "tailnet sync",
     "asyncio": "tailnet asyncio",
     "trio": "tailnet trio",
+    # Runs before GRO was back in tailnet: their "go" was built without GRO,
+    # and this column was Go tsnet as shipped.
     "go-gro": "Go tsnet + GRO",
     "loopback": "loopback (Go)",
     "loopback-py": "loopback (Python)",

@@ -17,9 +17,9 @@ import (
 // wgengine/netstack/gro.RXChecksumOffload checks the UDP checksum of an
 // IPv6 first fragment as if it were the whole datagram and drops it.
 // If this test fails, upstream has fixed it and maxDatagram6 can grow.
-// (Same result with and without the library's ts_omit_gro tag.)
+// (Same result with GRO and without it, ts_omit_gro.)
 //
-//	scripts/in-netns sh -c 'cd go && TAILNET_UPSTREAM_TESTS=1 go test -tags ts_omit_gro -run TestUpstreamIPv6Fragments -v .'
+//	scripts/in-netns sh -c 'cd go && TAILNET_UPSTREAM_TESTS=1 go test -run TestUpstreamIPv6Fragments -v .'
 func TestUpstreamIPv6Fragments(t *testing.T) {
 	a, b := tsnetPair(t, "TAILNET_UPSTREAM_TESTS", true)
 	for _, tc := range []struct {

@@ -25,8 +25,8 @@ def test_percentile_is_nearest_rank_like_the_go_side() -> None:
     assert percentile_us([], 50) == 0.0
 
 
-# A hang guard: the first run builds the Go benchmark program twice (with and
-# without GRO), minutes on a busy machine.
+# A hang guard: the first run builds the Go benchmark program, minutes on a
+# busy machine.
 @pytest.mark.timeout(3600)
 def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
     done = subprocess.run(

@@ -99,8 +99,8 @@ class Echoes:
 
         A reset (a refused dial, ECONNRESET, an early EOF) is counted rather
         than raised, so that the threads around it finish and the test
-        reports how many; built with GRO, gVisor reset a few connections in
-        a hundred here (go/burst_test.go explains why).
+        reports how many; with gVisor's GRO unfixed, a few connections in a
+        hundred were reset here (go/burst_test.go explains why).
         """
         data = os.urandom(size)
         try:

@@ -12,9 +12,9 @@
 // {"host": IP, "startup_ms": ...} once they listen; it serves until its
 // standard input closes. A client (node A, in another process) runs the
 // workloads against it and prints one JSON object of figures. Each node is
-// a process of its own, as applications run: two tsnet nodes in one
-// process reset each other's connections under load (see
-// docs/performance.md).
+// a process of its own, as applications run: two upstream tsnet nodes in
+// one process reset each other's connections under load (gVisor's GRO, see
+// docs/packaging.md).
 //
 // Nodes join the control server named by $TS_CONTROL_URL (and use
 // $TS_AUTHKEY if set): the harness runs a local tailnet and passes its
