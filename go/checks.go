@@ -96,6 +96,9 @@ func debugCounter(name string) (int64, error) {
 		runtime.ReadMemStats(&m)
 		return int64(m.HeapAlloc), nil
 	}
+	if v, ok := goMemory(name); ok {
+		return v, nil
+	}
 	return 0, errorf(codeInvalid, "unknown counter %q", name)
 }
 
