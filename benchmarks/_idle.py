@@ -1,6 +1,6 @@
 """benchmarks/memory.py's Python process: one idle node, importing nothing the API does not.
 
-    python -m benchmarks._idle sync|asyncio|trio
+    python -m benchmarks._idle sync|asyncio|trio STATE_DIR
 
 It speaks one line at a time, as ``tsnetbench idle`` does: it imports
 what its API needs (and starts the event loop), prints ``{"phase":
@@ -9,7 +9,9 @@ what its API needs (and starts the event loop), prints ``{"phase":
 figures (the library's ``go_*`` debug counters), until its standard input
 closes. In between it idles: blocked in ``readline``, or in the event loop
 waiting for standard input. Only ``sys``, ``os`` and ``json`` are imported
-besides tailnet (and anyio), so the figures are the API's own.
+besides tailnet (and anyio), so the figures are the API's own (the parent
+makes the state directory: ``tempfile`` alone would bring ``shutil``,
+``random``, ``bz2`` and ``lzma``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from typing import Any
 
 #: The library's counters of where the Go runtime's memory is.
@@ -43,7 +44,7 @@ def _go_figures() -> dict[str, int]:
 
 
 def _options() -> dict[str, Any]:
-    return {"state_dir": tempfile.mkdtemp(prefix="tailnet-idle-"), "ephemeral": True}
+    return {"state_dir": sys.argv[2], "ephemeral": True}
 
 
 def run_sync() -> None:
@@ -84,11 +85,11 @@ def run_async(backend: str) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["sync"]:
+    if len(sys.argv) != 3 or sys.argv[1] not in ("sync", "asyncio", "trio"):
+        sys.exit("usage: python -m benchmarks._idle sync|asyncio|trio STATE_DIR")
+    if sys.argv[1] == "sync":
         run_sync()
-    elif sys.argv[1:] in (["asyncio"], ["trio"]):
-        run_async(sys.argv[1])
     else:
-        sys.exit("usage: python -m benchmarks._idle sync|asyncio|trio")
+        run_async(sys.argv[1])
     sys.stdout.flush()
     os._exit(0)

@@ -159,8 +159,10 @@ def measure(system: str, command: list[str], go_code: str, settle: float) -> dic
     """One process of system, alone on a fresh local tailnet: its figures in MiB."""
     from tailnet.testing import LocalTailnet
 
-    with LocalTailnet() as net:
+    with LocalTailnet() as net, tempfile.TemporaryDirectory(prefix="tailnet-idle-") as state:
         env = {**os.environ, **net.environ, "PYTHONPATH": str(ROOT)}
+        if command[0] == sys.executable:
+            command = [*command, state]
         proc = subprocess.Popen(
             command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )

@@ -96,6 +96,9 @@ func debugCounter(name string) (int64, error) {
 		runtime.ReadMemStats(&m)
 		return int64(m.HeapAlloc), nil
 	}
+	if name == "dropped_reloc_bytes" {
+		return droppedRelocBytes, nil
+	}
 	if v, ok := goMemory(name); ok {
 		return v, nil
 	}
