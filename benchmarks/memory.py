@@ -82,10 +82,12 @@ class Mapping:
 
     @property
     def rss(self) -> int:
+        """Resident, kB."""
         return self.fields.get("Rss", 0)
 
     @property
     def anonymous(self) -> int:
+        """Resident and anonymous (written, or never backed by a file), kB."""
         return self.fields.get("Anonymous", 0)
 
 
@@ -166,7 +168,8 @@ def measure(system: str, command: list[str], go_code: str, settle: float) -> dic
         proc = subprocess.Popen(
             command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None
+        assert proc.stdout is not None
         try:
             _expect(proc.stdout, "started")
             started = breakdown(read_smaps(proc.pid), go_code)
@@ -293,11 +296,9 @@ def run(args: argparse.Namespace) -> int:
             failed = True
             continue
         runs[system].append(figures)
-        print(
-            f"[repeat {r}] {system:<8} started {figures['started_rss']:.1f} MiB, idle {figures['idle_rss']:.1f} MiB",
-            file=sys.stderr,
-            flush=True,
-        )
+        started, idle = figures["started_rss"], figures["idle_rss"]
+        line = f"[repeat {r}] {system:<8} started {started:.1f} MiB, idle {idle:.1f} MiB"
+        print(line, file=sys.stderr, flush=True)
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M%S")
     result = {
         "date": stamp,

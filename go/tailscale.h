@@ -428,7 +428,9 @@ int tailnet_setenv(const char *key, const char *value,
  * "go_heap_bytes" (heap objects), "go_heap_free_bytes" (heap kept for
  * growth), "go_heap_released_bytes" (returned to the system),
  * "go_stack_bytes" (goroutine stacks), "go_runtime_bytes" (the runtime's
- * own structures), "go_total_bytes" (all of it).
+ * own structures), "go_total_bytes" (all of it); "dropped_reloc_bytes"
+ * (how much of the library's relocation table it unmapped once loaded:
+ * Linux only, 0 elsewhere).
  */
 int tailnet_debug_counter(const char *name, int64_t *value);
 

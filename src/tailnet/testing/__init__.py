@@ -56,6 +56,7 @@ DEBUG_COUNTERS = (
     "go_stack_bytes",
     "go_runtime_bytes",
     "go_total_bytes",
+    "dropped_reloc_bytes",
 )
 
 
@@ -71,7 +72,9 @@ def debug_counter(name: str) -> int:
     counter came back. The ``go_*`` counters say, without a collection,
     where the Go runtime's memory is: heap objects, heap kept free for
     growth, heap released to the system, goroutine stacks, the runtime's
-    own structures, and the total (``benchmarks/memory.py`` reports them).
+    own structures, and the total (``benchmarks/memory.py`` reports them);
+    ``dropped_reloc_bytes`` is how much of the library's relocation table
+    it unmapped once loaded (Linux; docs/architecture.md).
     """
     if name not in DEBUG_COUNTERS:
         raise ConfigurationError(f"no debug counter {name!r}; one of {', '.join(DEBUG_COUNTERS)}")
