@@ -192,7 +192,7 @@ def measure(system: str, command: list[str], go_code: str, settle: float) -> dic
     figures = {f"idle_{k}": v for k, v in idle.items()}
     figures["started_rss"] = started["rss"]
     figures["node"] = idle["rss"] - started["rss"]
-    figures.update({name.removesuffix("_bytes"): go[name] / MIB for name in GO_COUNTERS})
+    figures.update({name.removesuffix("_bytes"): go[name] / MIB for name in GO_COUNTERS if name in go})
     return figures
 
 
@@ -219,7 +219,7 @@ ROWS = (
 def summarize(runs: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
     """The median of every figure over the repeats, per system."""
     return {
-        system: {key: statistics.median(r[key] for r in figures) for key in figures[0]}
+        system: {key: statistics.median(r[key] for r in figures if key in r) for key in figures[0]}
         for system, figures in runs.items()
         if figures
     }
@@ -252,7 +252,7 @@ def markdown(result: dict[str, Any]) -> str:
         "| --- |" + " ---: |" * len(names),
     ]
     for key, label in ROWS:
-        cells = [f"{summary[n][key]:.1f}" for n in names]
+        cells = [f"{summary[n][key]:.1f}" if key in summary[n] else "-" for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     verdicts = [_verdict(n, summary) for n in names]
     if any(verdicts):
