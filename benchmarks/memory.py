@@ -1,7 +1,7 @@
 """What one idle node costs in memory, per API and beside Go tsnet, and where it goes.
 
     python -m benchmarks.memory [--repeat N] [--settle S] [--systems go,sync,asyncio,trio]
-                                [--quick] [--out DIR] [--update-docs]
+                                [--quick] [--out DIR] [--go-program PATH] [--update-docs]
 
 (``./dev bench`` runs it after the other benchmarks, inside
 ``scripts/in-netns``, with the same arguments; those it does not know are
@@ -136,12 +136,12 @@ def breakdown(mappings: list[Mapping], go_code: str) -> dict[str, float]:
 # --- the parent -------------------------------------------------------------
 
 
-def _command(system: str, build_dir: Path) -> tuple[list[str], str]:
+def _command(system: str, build_dir: Path, go_program: Path | None) -> tuple[list[str], str]:
     """How to start system's idle process, and the file its Go code is in."""
     if system == "go":
         from .harness import _go_program
 
-        program = _go_program(build_dir)
+        program = go_program or _go_program(build_dir)
         return [str(program), "idle"], program.name
     return [sys.executable, "-m", "benchmarks._idle", system], "libtailnet.so"
 
@@ -284,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     build_dir = ROOT / "build"
     build_dir.mkdir(exist_ok=True)
-    commands = {s: _command(s, build_dir) for s in systems}
+    commands = {s: _command(s, build_dir, args.go_program) for s in systems}
     runs: dict[str, list[dict[str, float]]] = {s: [] for s in systems}
     loads, failed = [], False
     for r, system in _rotations(systems, args.repeat):
@@ -329,6 +329,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settle", type=float, help="seconds idle after up before reading (default 2)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+    parser.add_argument(
+        "--go-program", type=Path, help="a tsnetbench build to measure as the go system (default: build it)"
+    )
     parser.add_argument("--update-docs", action="store_true", help="write the table into docs/performance.md")
     args, _ = parser.parse_known_args(argv)
     if args.repeat is None:
