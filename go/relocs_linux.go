@@ -43,7 +43,7 @@ static int tailnet_find_relocs(struct dl_phdr_info *info, size_t size, void *dat
 		if (d->d_tag == DT_RELASZ) relasz = d->d_un.d_val;
 	}
 	if (rela < seg_lo) rela += info->dlpi_addr;
-	if (rela < seg_lo || relasz > seg_hi - rela) return 1;
+	if (rela < seg_lo || rela >= seg_hi || relasz > seg_hi - rela) return 1;
 	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
 	out->start = (rela + page - 1) & ~(page - 1);
 	out->end = (rela + relasz) & ~(page - 1);
