@@ -145,6 +145,14 @@ func (c *copyBuffer) used(n int) {
 	}
 }
 
+// grow takes a large buffer now, with the first n bytes of the quiet one
+// copied to its start, and returns it.
+func (c *copyBuffer) grow(n int) []byte {
+	c.large = c.pool.Get().(*[]byte)
+	copy(*c.large, c.quiet[:n])
+	return *c.large
+}
+
 // release gives the large buffer back, if it has one.
 func (c *copyBuffer) release() {
 	if c.large != nil {
@@ -183,6 +191,14 @@ func (b *bridge) inbound() {
 		}
 		data := buf.get()
 		n, err := b.remote.Read(data)
+		if err == nil && n == len(data) && buf.large == nil && buf.pool != nil && b.ep != nil &&
+			b.ep.Readiness(waiter.ReadableEvents) != 0 {
+			// A burst after a wait filled the quiet buffer and more is
+			// there: read it after those bytes, and write them together.
+			data = buf.grow(n)
+			m, rerr := b.remote.Read(data[n:])
+			n, err = n+m, rerr
+		}
 		if n > 0 {
 			if _, werr := b.local.Write(data[:n]); werr != nil {
 				b.end(callerSideError(werr))

@@ -181,6 +181,11 @@ func TestCopyBufferGrowsWhileFullAndShrinksWhenQuiet(t *testing.T) {
 	if c.large != nil || len(c.get()) != 8 {
 		t.Fatalf("after release: large %v, buffer %d bytes; want none, 8", c.large != nil, len(c.get()))
 	}
+	copy(c.get(), "abcdefgh")
+	if got := c.grow(5); len(got) != 64 || string(got[:5]) != "abcde" || len(c.get()) != 64 {
+		t.Fatalf("grow(5) = %q... (%d bytes); want the quiet buffer's first 5 bytes in a large one", got[:5], len(got))
+	}
+	c.release()
 	fixed := newCopyBuffer(7, nil)
 	fixed.used(7)
 	if len(fixed.get()) != 7 {
