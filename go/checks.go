@@ -99,6 +99,9 @@ func debugCounter(name string) (int64, error) {
 	if name == "dropped_reloc_bytes" {
 		return droppedRelocBytes, nil
 	}
+	if name == "gc_percent" {
+		return gcPercent(), nil
+	}
 	if v, ok := goMemory(name); ok {
 		return v, nil
 	}

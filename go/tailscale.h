@@ -430,7 +430,8 @@ int tailnet_setenv(const char *key, const char *value,
  * "go_stack_bytes" (goroutine stacks), "go_runtime_bytes" (the runtime's
  * own structures), "go_total_bytes" (all of it); "dropped_reloc_bytes"
  * (how much of the library's relocation table it unmapped once loaded:
- * Linux only, 0 elsewhere).
+ * Linux only, 0 elsewhere); "gc_percent" (the Go runtime's GOGC: 50
+ * unless $GOGC was set when the library was loaded; -1 when off).
  */
 int tailnet_debug_counter(const char *name, int64_t *value);
 

@@ -57,6 +57,7 @@ DEBUG_COUNTERS = (
     "go_runtime_bytes",
     "go_total_bytes",
     "dropped_reloc_bytes",
+    "gc_percent",
 )
 
 
@@ -74,7 +75,8 @@ def debug_counter(name: str) -> int:
     growth, heap released to the system, goroutine stacks, the runtime's
     own structures, and the total (``benchmarks/memory.py`` reports them);
     ``dropped_reloc_bytes`` is how much of the library's relocation table
-    it unmapped once loaded (Linux; docs/architecture.md).
+    it unmapped once loaded (Linux; docs/architecture.md), ``gc_percent``
+    the Go runtime's GOGC (50 unless the ``GOGC`` variable was set).
     """
     if name not in DEBUG_COUNTERS:
         raise ConfigurationError(f"no debug counter {name!r}; one of {', '.join(DEBUG_COUNTERS)}")
