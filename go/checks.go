@@ -96,6 +96,15 @@ func debugCounter(name string) (int64, error) {
 		runtime.ReadMemStats(&m)
 		return int64(m.HeapAlloc), nil
 	}
+	if name == "dropped_reloc_bytes" {
+		return droppedRelocBytes, nil
+	}
+	if name == "gc_percent" {
+		return gcPercent(), nil
+	}
+	if v, ok := goMemory(name); ok {
+		return v, nil
+	}
 	return 0, errorf(codeInvalid, "unknown counter %q", name)
 }
 

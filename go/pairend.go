@@ -64,11 +64,14 @@ func openPairEnd(hold func(mine, theirs int) (int, error)) (*pairEnd, int, error
 // once draining reports true, until nothing more is queued. It returns nil
 // then; an error of w's from remoteSideError, of ours from callerSideError.
 // buf is the copy buffer.
-func (p *pairEnd) copyTo(w io.Writer, buf []byte, draining func() bool) error {
+func (p *pairEnd) copyTo(w io.Writer, buf *copyBuffer, draining func() bool) error {
 	for {
-		data, err := p.takeWait(buf)
+		if buf.large != nil && p.pending() == 0 {
+			buf.release() // about to wait: wait with the small one
+		}
+		data, err := p.takeWait(buf.get())
 		if errors.Is(err, os.ErrDeadlineExceeded) && draining() {
-			data, err = p.takeNow(buf)
+			data, err = p.takeNow(buf.get())
 			if errors.Is(err, unix.EAGAIN) {
 				return nil // all the caller had written is out
 			}
@@ -84,6 +87,7 @@ func (p *pairEnd) copyTo(w io.Writer, buf []byte, draining func() bool) error {
 			return remoteSideError(err)
 		}
 		p.inFlight.Store(0)
+		buf.used(len(data))
 	}
 }
 

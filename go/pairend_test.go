@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func newTestPairHolding(t *testing.T, hold func(mine, theirs int) (int, error)) 
 func drainPair(t *testing.T, p *pairEnd, draining func() bool) (*bytes.Buffer, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := p.copyTo(&out, make([]byte, 7), draining) // a small buffer: many rounds
+	err := p.copyTo(&out, newCopyBuffer(7, nil), draining) // a small buffer: many rounds
 	return &out, err
 }
 
@@ -154,5 +155,40 @@ func TestPairEndWithoutPeekOff(t *testing.T) {
 	}
 	if n, err := caller.Read(buf); n != 0 || err == nil || errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("read after the close: %d, %v; want EOF", n, err)
+	}
+}
+
+// TestCopyBufferGrowsWhileFullAndShrinksWhenQuiet: a copier waits with
+// its small buffer, takes a large one while reads fill the small one
+// (held or not), and gives it back after a read the small one would hold.
+func TestCopyBufferGrowsWhileFullAndShrinksWhenQuiet(t *testing.T) {
+	pool := &sync.Pool{New: func() any { b := make([]byte, 64); return &b }}
+	c := newCopyBuffer(8, pool)
+	steps := []struct {
+		n    int
+		want int // len(get()) after used(n)
+	}{
+		{3, 8}, {8, 64}, {64, 64}, {20, 64}, {2, 8}, {7, 64}, {1, 8},
+	}
+	for i, s := range steps {
+		c.used(s.n)
+		if got := len(c.get()); got != s.want {
+			t.Fatalf("step %d: after a read of %d, buffer of %d bytes; want %d", i, s.n, got, s.want)
+		}
+	}
+	c.used(8)
+	c.release()
+	if c.large != nil || len(c.get()) != 8 {
+		t.Fatalf("after release: large %v, buffer %d bytes; want none, 8", c.large != nil, len(c.get()))
+	}
+	copy(c.get(), "abcdefgh")
+	if got := c.grow(5); len(got) != 64 || string(got[:5]) != "abcde" || len(c.get()) != 64 {
+		t.Fatalf("grow(5) = %q... (%d bytes); want the quiet buffer's first 5 bytes in a large one", got[:5], len(got))
+	}
+	c.release()
+	fixed := newCopyBuffer(7, nil)
+	fixed.used(7)
+	if len(fixed.get()) != 7 {
+		t.Fatal("a copy buffer without a pool grew")
 	}
 }

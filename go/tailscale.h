@@ -425,7 +425,15 @@ int tailnet_setenv(const char *key, const char *value,
  * "stuck_closes" (tailnet_close calls that returned before tsnet's own
  * shutdown finished: see docs/architecture.md), "dropped_datagrams" (UDP
  * messages the library could not send), "heap_bytes" (the live Go heap
- * after a full collection: slow, for leak tests).
+ * after a full collection: slow, for leak tests), and where the Go
+ * runtime's memory is, read without a collection (runtime/metrics):
+ * "go_heap_bytes" (heap objects), "go_heap_free_bytes" (heap kept for
+ * growth), "go_heap_released_bytes" (returned to the system),
+ * "go_stack_bytes" (goroutine stacks), "go_runtime_bytes" (the runtime's
+ * own structures), "go_total_bytes" (all of it); "dropped_reloc_bytes"
+ * (how much of the library's relocation table it unmapped once loaded:
+ * Linux only, 0 elsewhere); "gc_percent" (the Go runtime's GOGC: 50
+ * unless $GOGC was set when the library was loaded; -1 when off).
  */
 int tailnet_debug_counter(const char *name, int64_t *value);
 

@@ -56,3 +56,24 @@ def test_every_benchmark_runs_and_reports(tmp_path: Path) -> None:
         assert "ratio" in result["comparison"][system]["bulk_mbps"]
     assert "tailnet sync / Go" in done.stdout  # the ratio table
     assert results.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.timeout(900)  # a hang guard: the first run builds the Go benchmark program
+def test_the_memory_benchmark_runs_and_reports(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=800,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [results] = tmp_path.glob("*-memory.json")
+    summary = json.loads(results.read_text())["summary"]
+    assert set(summary) == {"go", "sync", "asyncio", "trio"}
+    for system, figures in summary.items():
+        assert figures["idle_rss"] > figures["started_rss"] > 0, system
+        assert figures["idle_go_code_file"] > 0, system
+        assert figures["go_heap"] > 0, system
+    assert "| RSS, idle node |" in done.stdout

@@ -7,6 +7,7 @@
 //	tsnetbench server -system tsnet|loopback
 //	tsnetbench client -system tsnet|loopback -host IP -workloads ... [sizes]
 //	tsnetbench memory -system tsnet|loopback -host IP -conns N
+//	tsnetbench idle   (one idle node, for benchmarks/memory.py)
 //
 // A server (node B) runs the benchmark services and prints
 // {"host": IP, "startup_ms": ...} once they listen; it serves until its
@@ -40,8 +41,10 @@ func main() {
 		err = cmdClient(os.Args[2:])
 	case "memory":
 		err = cmdMemory(os.Args[2:])
+	case "idle":
+		err = cmdIdle(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q (server, client, memory)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (server, client, memory, idle)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tsnetbench:", err)

@@ -43,7 +43,22 @@ QUIET_ENVIRONMENT = {"TS_NO_LOGS_NO_SUPPORT": "true", "TS_DISABLE_PORTMAPPER": "
 
 
 #: The library's debug counters that :func:`debug_counter` reads.
-DEBUG_COUNTERS = ("goroutines", "ops", "handles", "stuck_closes", "dropped_datagrams", "heap_bytes")
+DEBUG_COUNTERS = (
+    "goroutines",
+    "ops",
+    "handles",
+    "stuck_closes",
+    "dropped_datagrams",
+    "heap_bytes",
+    "go_heap_bytes",
+    "go_heap_free_bytes",
+    "go_heap_released_bytes",
+    "go_stack_bytes",
+    "go_runtime_bytes",
+    "go_total_bytes",
+    "dropped_reloc_bytes",
+    "gc_percent",
+)
 
 
 def debug_counter(name: str) -> int:
@@ -55,7 +70,13 @@ def debug_counter(name: str) -> int:
     shutdown), ``dropped_datagrams`` (UDP messages the library could not
     send) and ``heap_bytes`` (the live Go heap after a full collection:
     slow). A leak test reads a counter, runs its cycle, and checks that the
-    counter came back.
+    counter came back. The ``go_*`` counters say, without a collection,
+    where the Go runtime's memory is: heap objects, heap kept free for
+    growth, heap released to the system, goroutine stacks, the runtime's
+    own structures, and the total (``benchmarks/memory.py`` reports them);
+    ``dropped_reloc_bytes`` is how much of the library's relocation table
+    it unmapped once loaded (Linux; docs/architecture.md), ``gc_percent``
+    the Go runtime's GOGC (50 unless the ``GOGC`` variable was set).
     """
     if name not in DEBUG_COUNTERS:
         raise ConfigurationError(f"no debug counter {name!r}; one of {', '.join(DEBUG_COUNTERS)}")
