@@ -18,7 +18,6 @@ always completes.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -30,14 +29,17 @@ from anyio import TASK_STATUS_IGNORED
 from anyio.abc import SocketAttribute, TaskStatus
 
 from ._addresses import IPAddress
+from ._binding import formats
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_async import AsyncConnectedDatagramSocket, AsyncDatagramSocket
+from ._forward import LocalSpec, open_endpoint, target_address
+from ._forward_async import AsyncForwarder
 from ._info import PING_TIMEOUT, Loopback, PeerIdentity, PingKind, PingResult, Status, WatchEvent
 from ._localapi_async import AsyncLocalAPIClient
-from ._node import Connection, ListenerCore
+from ._node import ListenerCore
 from ._public import present, qualified_name
 from ._server import ARGUMENTS_DOC, ServerBase
-from ._stream_async import TailnetStream
+from ._stream_async import TailnetStream, open_stream
 from ._waiting_async import complete, finish, in_thread, retry
 from ._watch_async import AsyncWatcher, open_watcher, up_with_events
 
@@ -46,13 +48,6 @@ if TYPE_CHECKING:
     from .httpx import AsyncHTTPTransport
 
 __all__ = ["AsyncListener", "AsyncServer"]
-
-
-def _stream(conn: Connection) -> TailnetStream:
-    """Hand a connection to a stream (it then owns the descriptor)."""
-    # A plain socket.socket: trio's wait_readable accepts no subclass.
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=conn.fd)
-    return TailnetStream(sock, conn.remote, conn.local, conn.fate)
 
 
 @present
@@ -75,7 +70,7 @@ class AsyncListener(anyio.abc.Listener[TailnetStream]):
         server closed it.
         """
         core = self._core
-        return _stream(await retry(core.receive, core.sock, lambda: core.closed))
+        return open_stream(await retry(core.receive, core.sock, lambda: core.closed))
 
     async def serve(
         self, handler: Callable[[TailnetStream], Any], task_group: anyio.abc.TaskGroup | None = None
@@ -168,7 +163,7 @@ class AsyncServer(ServerBase):
         conn = self._node.connection(*await finish(self._node.begin_dial(network, address, timeout)))
         if is_datagram_network(network):
             return AsyncConnectedDatagramSocket(conn.fd, conn.remote, conn.local)
-        return _stream(conn)
+        return open_stream(conn)
 
     async def listen(self, network: str, address: str | tuple[str, int]) -> AsyncListener:
         """Listen for tailnet connections on ``address`` (":port" or "ip:port")."""
@@ -240,6 +235,31 @@ class AsyncServer(ServerBase):
                     ...
         """
         return await open_watcher(self._node)
+
+    def forward(
+        self, target: str | tuple[str, int], local: LocalSpec = 0, *, timeout: float | None = None
+    ) -> AsyncForwarder:
+        """Relay connections to a local endpoint to the tailnet service ``target``.
+
+        ::
+
+            async with ts.forward("db:5432") as fwd:
+                host, port = fwd.address
+                conn = await psycopg.AsyncConnection.connect(host=host, port=port, user="app")
+
+        It listens at once (so a taken port raises here); ``async with``
+        (or ``await task_group.start(fwd.serve)``) accepts and relays, on
+        asyncio or trio. Arguments as :meth:`tailnet.Server.forward`.
+        """
+        endpoint = open_endpoint(local)
+        try:
+            address = target_address(target)
+            formats.timeout_ms(timeout)
+            self._node.check_open()
+        except BaseException:
+            endpoint.close()
+            raise
+        return AsyncForwarder(self._node, address, endpoint, timeout)
 
     def httpx_transport(self, **options: Any) -> AsyncHTTPTransport:
         """An :class:`httpx.AsyncHTTPTransport` dialing through this node (asyncio and trio).
