@@ -18,6 +18,7 @@ always completes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -32,22 +33,33 @@ from ._addresses import IPAddress
 from ._binding import formats
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_async import AsyncConnectedDatagramSocket, AsyncDatagramSocket
+from ._exceptions import UnsupportedError
 from ._forward import LocalSpec, open_endpoint, target_address
 from ._forward_async import AsyncForwarder
 from ._info import PING_TIMEOUT, Loopback, PeerIdentity, PingKind, PingResult, Status, WatchEvent
 from ._localapi_async import AsyncLocalAPIClient
 from ._node import ListenerCore
 from ._public import present, qualified_name
-from ._server import ARGUMENTS_DOC, ServerBase
+from ._server import ARGUMENTS_DOC, ServerBase, core_of
 from ._stream_async import TailnetStream, open_stream
 from ._waiting_async import complete, finish, in_thread, retry
 from ._watch_async import AsyncWatcher, open_watcher, up_with_events
 
 if TYPE_CHECKING:
-    from .asgi import ASGIApp, WSGIApp
+    from ._asgi_scope import ASGIApp
+    from .asgi import WSGIApp
     from .httpx import AsyncHTTPTransport
 
 __all__ = ["AsyncListener", "AsyncServer"]
+
+
+def _on_asyncio() -> bool:
+    """Whether this runs in an asyncio event loop (else: trio)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @present
@@ -279,22 +291,38 @@ class AsyncServer(ServerBase):
         task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
         **options: Any,
     ) -> None:
-        """Serve an ASGI app with uvicorn on tailnet ``port`` until this server closes or cancellation.
+        """Serve an ASGI app on tailnet ``port`` until this server closes or cancellation.
 
+        On asyncio it runs uvicorn (``tailnet[asgi]``), on trio hypercorn
+        (``tailnet[hypercorn]``), each with the same scope: ``client`` is
+        the peer's tailnet address and ``scope["extensions"]["tailnet"]``
+        holds ``"peer"`` and ``"whois"`` (see :mod:`tailnet.asgi`).
         ``port`` is a port or an :class:`~tailnet.AsyncListener`.
         ``await task_group.start(ts.serve_asgi, app)`` returns once the app
         has started and connections are accepted. Cancelling shuts down
         gracefully (stop accepting, finish requests, lifespan shutdown)
-        before the cancellation goes on. uvicorn needs asyncio: under trio
-        this raises :class:`~tailnet.UnsupportedError`. As
-        :meth:`tailnet.Server.serve_asgi` otherwise. Needs ``tailnet[asgi]``.
+        before the cancellation goes on. ``options`` are
+        :class:`uvicorn.Config`'s under asyncio and
+        :class:`hypercorn.config.Config`'s attributes under trio
+        (``graceful_timeout``, ``keep_alive_timeout``, ...), except those
+        choosing a socket.
         """
-        from . import asgi
-
         if isinstance(port, AsyncListener):
             listener = port
         else:
-            listener = await self.listen("tcp", asgi.listen_address(port, "AsyncListener"))
+            from ._asgi_scope import listen_address
+
+            listener = await self.listen("tcp", listen_address(port, "AsyncListener"))
+        if not _on_asyncio():
+            try:
+                from . import _asgi_trio
+            except BaseException:
+                core_of(listener).close()
+                raise
+            await _asgi_trio.serve(core_of(listener), app, self._node, task_status=task_status, **options)
+            return
+        from . import asgi
+
         await asgi.serve(listener, app, server=self, task_status=task_status, **options)
 
     async def serve_wsgi(
@@ -310,6 +338,8 @@ class AsyncServer(ServerBase):
 
         Needs ``tailnet[wsgi]``.
         """
+        if not _on_asyncio():
+            raise UnsupportedError("WSGI apps are served through a2wsgi, which needs asyncio (this is trio)")
         from . import asgi
 
         await self.serve_asgi(asgi.from_wsgi(app, workers=workers), port, task_status=task_status, **options)

@@ -29,7 +29,8 @@ from ._waiting_sync import complete, finish, retry, wait_readable
 from ._watch_sync import Watcher, up_with_events
 
 if TYPE_CHECKING:
-    from .asgi import ASGIApp, WSGIApp
+    from ._asgi_scope import ASGIApp
+    from .asgi import WSGIApp
     from .httpx import HTTPTransport
 
 __all__ = ["Listener", "Server", "close_nodes"]
