@@ -244,8 +244,11 @@ async def test_async_serve_asgi_under_trio_rejects_socket_and_unknown_options(
 async def test_serving_under_trio_without_hypercorn_names_the_extra(
     local_tailnet: LocalTailnet, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name in [name for name in sys.modules if name.startswith("hypercorn.")]:
+        monkeypatch.delitem(sys.modules, name)  # imported by the tests before
     monkeypatch.setitem(sys.modules, "hypercorn", None)
     monkeypatch.delitem(sys.modules, "tailnet._asgi_trio", raising=False)
+    monkeypatch.delattr(tailnet, "_asgi_trio", raising=False)  # as if never imported
     async with local_tailnet.async_server("no-hypercorn") as service:
         with pytest.raises(tailnet.MissingDependencyError, match=r"pip install 'tailnet\[hypercorn\]'"):
             await service.serve_asgi(App().asgi, 8004)
