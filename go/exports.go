@@ -262,6 +262,16 @@ func tailnet_conn_error(h C.int64_t, conn C.int64_t, errbuf *C.char, errlen C.si
 	return fail(err, errbuf, errlen)
 }
 
+//export tailnet_conn_abort
+func tailnet_conn_abort(h C.int64_t, conn C.int64_t, errbuf *C.char, errlen C.size_t) (rc C.int) {
+	defer guard(&rc, errbuf, errlen)
+	s, err := lookup[*server](int64(h))
+	if err == nil {
+		s.abortConn(int64(conn))
+	}
+	return fail(err, errbuf, errlen)
+}
+
 //export tailnet_setenv
 func tailnet_setenv(key, value *C.char, errbuf *C.char, errlen C.size_t) (rc C.int) {
 	defer guard(&rc, errbuf, errlen)

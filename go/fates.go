@@ -22,7 +22,10 @@ var (
 	// errCallerGone: the caller closed its socket with data unread, or the
 	// peer sent more after the caller had closed it: the peer gets a RST,
 	// as from a kernel.
-	errCallerGone    = errorf(codeReset, "the socket was closed with data unread")
+	errCallerGone = errorf(codeReset, "the socket was closed with data unread")
+	// errCallerAbort: the caller asked for an abort (tailnet_conn_abort),
+	// e.g. a forwarder whose other side was reset: the peer gets a RST.
+	errCallerAbort   = errorf(codeReset, "the connection was aborted by this side")
 	errPeerReset     = errorf(codeReset, "connection reset by the peer")
 	errPeerTimeout   = errorf(codeTimeout, "the peer stopped answering (TCP keepalive or retransmissions)")
 	errNetstackAbort = errorf(codeReset, "connection aborted by this node's network stack")

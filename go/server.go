@@ -299,6 +299,24 @@ func (s *server) connError(id int64) error {
 	return s.fates.lookup(id)
 }
 
+// abortConn aborts connection id if it is still bridged: the peer gets a
+// RST and the caller's socket reads ECONNRESET. A connection that has
+// ended already is left as it ended.
+func (s *server) abortConn(id int64) {
+	s.mu.Lock()
+	var found *bridge
+	for b := range s.bridges {
+		if b.id == id {
+			found = b
+			break
+		}
+	}
+	s.mu.Unlock()
+	if found != nil {
+		found.end(errCallerAbort)
+	}
+}
+
 // closeState coordinates closers: the first one closes, the others wait
 // for it, and any of them can cut the linger short.
 type closeState struct {

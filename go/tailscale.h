@@ -209,6 +209,16 @@ int tailnet_free(int64_t server);
 int tailnet_conn_error(int64_t server, int64_t conn, char *errbuf, size_t errlen);
 
 /*
+ * Aborts a TCP connection of this server (conn: its ID) as a reset: what
+ * was not delivered is dropped, the peer gets a RST, and the caller's
+ * descriptor reads ECONNRESET (tailnet_conn_error then says it was
+ * aborted by this side). A connection that has ended already is left as
+ * it ended (TAILNET_OK). Closing the descriptor afterwards is still the
+ * caller's job.
+ */
+int tailnet_conn_abort(int64_t server, int64_t conn, char *errbuf, size_t errlen);
+
+/*
  * Dials addr ("host:port"; host a tailnet IP or MagicDNS name) as an
  * operation. network: "tcp", "tcp4", "tcp6", or "udp", "udp4", "udp6".
  * timeout_ms < 0: none. On success tailnet_op_result gives the connection

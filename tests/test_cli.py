@@ -10,6 +10,7 @@ import queue
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +21,7 @@ from typing import IO, Any
 
 import httpx
 import pytest
-from harness.helpers import LoopbackEcho, assert_echoes_intact
+from harness.helpers import EchoServer, LoopbackEcho, assert_echoes_intact
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -123,7 +124,7 @@ def test_console_script_and_python_m(env: dict[str, str]) -> None:
     for command in ([str(script)], MODULE):
         result = subprocess.run([*command, "--help"], env=env, capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
-        for name in ("demo", "up", "status", "serve", "proxy", "local-tailnet"):
+        for name in ("demo", "up", "status", "serve", "proxy", "forward", "local-tailnet"):
             assert name in result.stdout
 
 
@@ -363,11 +364,46 @@ def test_proxy_exposes_a_local_service(
     assert proxy.stop(signal.SIGTERM) == 0
 
 
+@pytest.mark.parametrize("unix", [False, True])
+def test_forward_reaches_a_tailnet_service(
+    children: Callable[..., Child],
+    env: dict[str, str],
+    tailnet_node: Callable[..., tailnet.Server],
+    tmp_path: Path,
+    unix: bool,
+) -> None:
+    service = tailnet_node(f"cli-fwd-svc-{int(unix)}")
+    echo = EchoServer(service.listen("tcp", ":7"))
+    local = str(tmp_path / "svc.sock") if unix else "0"
+    name = f"cli-fwd-{int(unix)}"
+    forward = children("forward", local, f"{service.hostname}:7", "-n", name, "--ephemeral", env=env)
+    shown = forward.expect(rf"^forwarding (\S+) -> tailnet {service.hostname}:7$").group(1)
+    if unix:
+        assert shown == local
+        conn = socket.socket(socket.AF_UNIX)
+        conn.connect(local)
+    else:
+        host, port = shown.rsplit(":", 1)
+        assert host == "127.0.0.1"
+        conn = socket.create_connection((host, int(port)), timeout=60)
+    with conn:
+        conn.settimeout(60)
+        assert_echoes_intact(conn, 1 << 20)
+    assert forward.stop(signal.SIGTERM) == 0
+    assert not Path(local).exists()
+    echo.close()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(("proxy", "not-a-port"), "invalid int value"), (("frobnicate",), "invalid choice")],
+    [
+        (("proxy", "not-a-port"), "invalid int value"),
+        (("frobnicate",), "invalid choice"),
+        (("forward", "5432", "db"), "target must be 'host:port'"),
+        (("forward", "db.example:5432", "db:5432"), "the local host must be an IP address"),
+    ],
 )
 def test_bad_arguments(env: dict[str, Any], args: tuple[str, ...], message: str) -> None:
     result = run(*args, env=env)
-    assert result.returncode == 2
+    assert result.returncode == (1 if args[0] == "forward" else 2)
     assert message in result.stderr

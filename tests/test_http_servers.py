@@ -140,15 +140,20 @@ async def refused(client: tailnet.AsyncServer, address: str) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_async_serve_asgi_cancelled_shuts_down_gracefully(
     local_tailnet: LocalTailnet, anyio_backend: str
 ) -> None:
+    """uvicorn on asyncio, hypercorn on trio: the same scope, the same graceful shutdown."""
     app = App()
+    name = f"asgi-{anyio_backend}"
+    # Each server's own options: uvicorn's under asyncio, hypercorn's under trio.
+    options: dict[str, Any] = (
+        {"log_level": "warning"} if anyio_backend == "asyncio" else {"graceful_timeout": 60}
+    )
     async with (
-        local_tailnet.async_server("asgi-async") as service,
-        local_tailnet.async_server("asgi-async-c") as client,
-        httpx.AsyncClient(transport=client.httpx_transport(), base_url="http://asgi-async:8001") as http,
+        local_tailnet.async_server(name) as service,
+        local_tailnet.async_server(f"{name}-c") as client,
+        httpx.AsyncClient(transport=client.httpx_transport(), base_url=f"http://{name}:8001") as http,
         anyio.create_task_group() as tg,
     ):
         serving = anyio.CancelScope()
@@ -157,11 +162,14 @@ async def test_async_serve_asgi_cancelled_shuts_down_gracefully(
 
         async def serve(*, task_status: anyio.abc.TaskStatus[None]) -> None:
             with serving:
-                await service.serve_asgi(app.asgi, 8001, log_level="warning", task_status=task_status)
+                await service.serve_asgi(app.asgi, 8001, task_status=task_status, **options)
             served.set()
+
+        answered = anyio.Event()
 
         async def wait_request() -> None:
             result.append(await http.get("/wait"))
+            answered.set()
 
         await tg.start(serve)
         assert app.events == ["startup"]
@@ -169,13 +177,14 @@ async def test_async_serve_asgi_cancelled_shuts_down_gracefully(
         tg.start_soon(wait_request)
         await anyio.to_thread.run_sync(app.waiting.wait, 30)
         serving.cancel()  # while a request is in progress
-        await refused(client, "asgi-async:8001")  # it stopped accepting...
+        await refused(client, f"{name}:8001")  # it stopped accepting...
         assert app.events == ["startup"]  # ...and waits for the request
         assert not result
         assert app.release is not None
         app.release.set()
         with anyio.fail_after(30):
             await served.wait()
+            await answered.wait()
         assert result[0].content == b"released"
         assert app.events == ["startup", "shutdown"]
         # The listener was closed: the port is free again.
@@ -184,13 +193,66 @@ async def test_async_serve_asgi_cancelled_shuts_down_gracefully(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["trio"])
-async def test_async_serve_asgi_under_trio_is_unsupported(
+async def test_async_serve_asgi_under_trio_serves_until_the_node_closes(
     local_tailnet: LocalTailnet, anyio_backend: str
 ) -> None:
-    async with local_tailnet.async_server("asgi-trio") as service:
+    """hypercorn under trio: many requests on kept-alive connections, a body both ways, whois."""
+    app = App()
+    body = os.urandom(1 << 20)
+    async with (
+        local_tailnet.async_server("asgi-trio") as service,
+        local_tailnet.async_server("asgi-trio-c") as client,
+        anyio.create_task_group() as tg,
+    ):
+        await tg.start(service.serve_asgi, app.asgi, 8002)
+        async with httpx.AsyncClient(
+            transport=client.httpx_transport(), base_url="http://asgi-trio:8002"
+        ) as http:
+            for _ in range(5):
+                check_whoami((await http.get("/whoami")).json(), client, 8002)
+            assert (await http.post("/echo", content=body)).content == body
+        await service.aclose()  # the listener closes under hypercorn: serving ends
+    assert app.events == ["startup", "shutdown"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_async_serve_wsgi_under_trio_is_unsupported(
+    local_tailnet: LocalTailnet, anyio_backend: str
+) -> None:
+    async with local_tailnet.async_server("wsgi-trio") as service:
         with pytest.raises(tailnet.UnsupportedError, match="asyncio"):
-            await service.serve_asgi(App().asgi, 8002)
+            await service.serve_wsgi(wsgi_app, 8002)
         await (await service.listen("tcp", ":8002")).aclose()  # nothing left listening
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_async_serve_asgi_under_trio_rejects_socket_and_unknown_options(
+    local_tailnet: LocalTailnet, anyio_backend: str
+) -> None:
+    async with local_tailnet.async_server("asgi-trio-options") as service:
+        with pytest.raises(tailnet.ConfigurationError, match="'bind'"):
+            await service.serve_asgi(App().asgi, 8003, bind=["0.0.0.0:80"])
+        with pytest.raises(tailnet.ConfigurationError, match="'log_level' is not a hypercorn"):
+            await service.serve_asgi(App().asgi, 8003, log_level="warning")
+        await (await service.listen("tcp", ":8003")).aclose()  # nothing left listening
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_serving_under_trio_without_hypercorn_names_the_extra(
+    local_tailnet: LocalTailnet, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [name for name in sys.modules if name.startswith("hypercorn.")]:
+        monkeypatch.delitem(sys.modules, name)  # imported by the tests before
+    monkeypatch.setitem(sys.modules, "hypercorn", None)
+    monkeypatch.delitem(sys.modules, "tailnet._asgi_trio", raising=False)
+    monkeypatch.delattr(tailnet, "_asgi_trio", raising=False)  # as if never imported
+    async with local_tailnet.async_server("no-hypercorn") as service:
+        with pytest.raises(tailnet.MissingDependencyError, match=r"pip install 'tailnet\[hypercorn\]'"):
+            await service.serve_asgi(App().asgi, 8004)
+        await (await service.listen("tcp", ":8004")).aclose()  # nothing left listening
 
 
 def test_asgi_module_serves_a_listener_of_its_own(tailnet_node: Callable[..., tailnet.Server]) -> None:

@@ -45,6 +45,7 @@ from ._exceptions import (
     TailnetTimeout,
     UnsupportedError,
 )
+from ._forward_sync import Forwarder
 from ._info import (
     BackendError,
     BackendState,
@@ -71,6 +72,7 @@ from ._watch_sync import Watcher
 
 if TYPE_CHECKING:
     from ._datagram_async import AsyncConnectedDatagramSocket, AsyncDatagramSocket
+    from ._forward_async import AsyncForwarder
     from ._localapi_async import AsyncLocalAPIClient
     from ._server_async import AsyncListener, AsyncServer
     from ._stream_async import TailnetStream
@@ -80,6 +82,7 @@ if TYPE_CHECKING:
 _ASYNC = {
     "AsyncConnectedDatagramSocket": "._datagram_async",
     "AsyncDatagramSocket": "._datagram_async",
+    "AsyncForwarder": "._forward_async",
     "AsyncListener": "._server_async",
     "AsyncLocalAPIClient": "._localapi_async",
     "AsyncServer": "._server_async",
@@ -109,6 +112,7 @@ __all__ = [
     "AddressInUseError",
     "AsyncConnectedDatagramSocket",
     "AsyncDatagramSocket",
+    "AsyncForwarder",
     "AsyncListener",
     "AsyncLocalAPIClient",
     "AsyncServer",
@@ -126,6 +130,7 @@ __all__ = [
     "DatagramSocket",
     "DatagramTooLarge",
     "ForkedProcessError",
+    "Forwarder",
     "FunnelUnavailableError",
     "HostUnreachable",
     "IPAddress",

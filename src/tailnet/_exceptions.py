@@ -120,7 +120,7 @@ class PeerNotFound(HostUnreachable, LookupError):
 
 
 class AddressInUseError(TailnetError, OSError):
-    """The port is already taken by another listener on this node."""
+    """The port is already taken by another listener on this node (or, for a forwarder, locally)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(errno.EADDRINUSE, message)

@@ -12,6 +12,7 @@ facade does its own waiting. Every call into the library goes through
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -136,6 +137,16 @@ class ConnectionFate:
         if isinstance(why, ConnectionReset):
             return why
         return ConnectionReset(f"the tailnet server {node.config.hostname!r} was closed")
+
+    def abort(self) -> None:
+        """Reset the connection: the peer gets a RST, and its socket here reads ECONNRESET.
+
+        Nothing happens if it has ended already or its server is closed.
+        """
+        node = self._node
+        if not node.closed:
+            with contextlib.suppress(ClosedError):
+                calls.conn_abort(node.handle, self._number)
 
 
 @dataclass(frozen=True)

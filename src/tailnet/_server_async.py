@@ -18,7 +18,7 @@ always completes.
 
 from __future__ import annotations
 
-import socket
+import asyncio
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -30,29 +30,36 @@ from anyio import TASK_STATUS_IGNORED
 from anyio.abc import SocketAttribute, TaskStatus
 
 from ._addresses import IPAddress
+from ._binding import formats
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_async import AsyncConnectedDatagramSocket, AsyncDatagramSocket
+from ._exceptions import UnsupportedError
+from ._forward import LocalSpec, open_endpoint, target_address
+from ._forward_async import AsyncForwarder
 from ._info import PING_TIMEOUT, Loopback, PeerIdentity, PingKind, PingResult, Status, WatchEvent
 from ._localapi_async import AsyncLocalAPIClient
-from ._node import Connection, ListenerCore
+from ._node import ListenerCore
 from ._public import present, qualified_name
-from ._server import ServerBase
-from ._stream_async import TailnetStream
+from ._server import ARGUMENTS_DOC, ServerBase, core_of
+from ._stream_async import TailnetStream, open_stream
 from ._waiting_async import complete, finish, in_thread, retry
 from ._watch_async import AsyncWatcher, open_watcher, up_with_events
 
 if TYPE_CHECKING:
-    from .asgi import ASGIApp, WSGIApp
+    from ._asgi_scope import ASGIApp
+    from .asgi import WSGIApp
     from .httpx import AsyncHTTPTransport
 
 __all__ = ["AsyncListener", "AsyncServer"]
 
 
-def _stream(conn: Connection) -> TailnetStream:
-    """Hand a connection to a stream (it then owns the descriptor)."""
-    # A plain socket.socket: trio's wait_readable accepts no subclass.
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=conn.fd)
-    return TailnetStream(sock, conn.remote, conn.local, conn.fate)
+def _on_asyncio() -> bool:
+    """Whether this runs in an asyncio event loop (else: trio)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @present
@@ -75,7 +82,7 @@ class AsyncListener(anyio.abc.Listener[TailnetStream]):
         server closed it.
         """
         core = self._core
-        return _stream(await retry(core.receive, core.sock, lambda: core.closed))
+        return open_stream(await retry(core.receive, core.sock, lambda: core.closed))
 
     async def serve(
         self, handler: Callable[[TailnetStream], Any], task_group: anyio.abc.TaskGroup | None = None
@@ -169,7 +176,7 @@ class AsyncServer(ServerBase):
         conn = self._node.connection(*await finish(self._node.begin_dial(network, address, timeout)))
         if is_datagram_network(network):
             return AsyncConnectedDatagramSocket(conn.fd, conn.remote, conn.local)
-        return _stream(conn)
+        return open_stream(conn)
 
     async def listen(self, network: str, address: str | tuple[str, int]) -> AsyncListener:
         """Listen for tailnet connections on ``address`` (":port" or "ip:port")."""
@@ -242,6 +249,31 @@ class AsyncServer(ServerBase):
         """
         return await open_watcher(self._node)
 
+    def forward(
+        self, target: str | tuple[str, int], local: LocalSpec = 0, *, timeout: float | None = None
+    ) -> AsyncForwarder:
+        """Relay connections to a local endpoint to the tailnet service ``target``.
+
+        ::
+
+            async with ts.forward("db:5432") as fwd:
+                host, port = fwd.address
+                conn = await psycopg.AsyncConnection.connect(host=host, port=port, user="app")
+
+        It listens at once (so a taken port raises here); ``async with``
+        (or ``await task_group.start(fwd.serve)``) accepts and relays, on
+        asyncio or trio. Arguments as :meth:`tailnet.Server.forward`.
+        """
+        endpoint = open_endpoint(local)
+        try:
+            address = target_address(target)
+            formats.timeout_ms(timeout)
+            self._node.check_open()
+        except BaseException:
+            endpoint.close()
+            raise
+        return AsyncForwarder(self._node, address, endpoint, timeout)
+
     def httpx_transport(self, **options: Any) -> AsyncHTTPTransport:
         """An :class:`httpx.AsyncHTTPTransport` dialing through this node (asyncio and trio).
 
@@ -260,22 +292,38 @@ class AsyncServer(ServerBase):
         task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
         **options: Any,
     ) -> None:
-        """Serve an ASGI app with uvicorn on tailnet ``port`` until this server closes or cancellation.
+        """Serve an ASGI app on tailnet ``port`` until this server closes or cancellation.
 
+        On asyncio it runs uvicorn (``tailnet[asgi]``), on trio hypercorn
+        (``tailnet[hypercorn]``), each with the same scope: ``client`` is
+        the peer's tailnet address and ``scope["extensions"]["tailnet"]``
+        holds ``"peer"`` and ``"whois"`` (see :mod:`tailnet.asgi`).
         ``port`` is a port or an :class:`~tailnet.AsyncListener`.
         ``await task_group.start(ts.serve_asgi, app)`` returns once the app
         has started and connections are accepted. Cancelling shuts down
         gracefully (stop accepting, finish requests, lifespan shutdown)
-        before the cancellation goes on. uvicorn needs asyncio: under trio
-        this raises :class:`~tailnet.UnsupportedError`. As
-        :meth:`tailnet.Server.serve_asgi` otherwise. Needs ``tailnet[asgi]``.
+        before the cancellation goes on. ``options`` are
+        :class:`uvicorn.Config`'s under asyncio and
+        :class:`hypercorn.config.Config`'s attributes under trio
+        (``graceful_timeout``, ``keep_alive_timeout``, ...), except those
+        choosing a socket.
         """
-        from . import asgi
-
         if isinstance(port, AsyncListener):
             listener = port
         else:
-            listener = await self.listen("tcp", asgi.listen_address(port, "AsyncListener"))
+            from ._asgi_scope import listen_address
+
+            listener = await self.listen("tcp", listen_address(port, "AsyncListener"))
+        if not _on_asyncio():
+            try:
+                from . import _asgi_trio
+            except BaseException:
+                core_of(listener).close()
+                raise
+            await _asgi_trio.serve(core_of(listener), app, self._node, task_status=task_status, **options)
+            return
+        from . import asgi
+
         await asgi.serve(listener, app, server=self, task_status=task_status, **options)
 
     async def serve_wsgi(
@@ -291,6 +339,8 @@ class AsyncServer(ServerBase):
 
         Needs ``tailnet[wsgi]``.
         """
+        if not _on_asyncio():
+            raise UnsupportedError("WSGI apps are served through a2wsgi, which needs asyncio (this is trio)")
         from . import asgi
 
         await self.serve_asgi(asgi.from_wsgi(app, workers=workers), port, task_status=task_status, **options)

@@ -17,6 +17,8 @@ from ._binding import formats
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_sync import DatagramSocket, TailnetDatagramSocket
 from ._exceptions import ClosedError
+from ._forward import LocalSpec, open_endpoint, target_address
+from ._forward_sync import Forwarder
 from ._info import PING_TIMEOUT, Loopback, PeerIdentity, PingKind, PingResult, Status, WatchEvent
 from ._localapi_sync import LocalAPIClient
 from ._node import ListenerCore, Node, open_nodes
@@ -27,7 +29,8 @@ from ._waiting_sync import complete, finish, retry, wait_readable
 from ._watch_sync import Watcher, up_with_events
 
 if TYPE_CHECKING:
-    from .asgi import ASGIApp, WSGIApp
+    from ._asgi_scope import ASGIApp
+    from .asgi import WSGIApp
     from .httpx import HTTPTransport
 
 __all__ = ["Listener", "Server", "close_nodes"]
@@ -294,6 +297,41 @@ class Server(ServerBase):
                         break
         """
         return Watcher(self._node.watch())
+
+    def forward(
+        self, target: str | tuple[str, int], local: LocalSpec = 0, *, timeout: float | None = None
+    ) -> Forwarder:
+        """Relay connections to a local endpoint to the tailnet service ``target``.
+
+        For client libraries that dial ``host:port`` themselves (database
+        drivers, gRPC, SSH)::
+
+            with ts.forward("db:5432") as fwd:
+                host, port = fwd.address
+                conn = psycopg.connect(host=host, port=port, user="app")
+
+        ``target`` is "host:port" or (host, port) on the tailnet (a
+        MagicDNS name or tailnet IP). ``local`` is where to listen: a port
+        on 127.0.0.1 (default 0: one the system picks; see
+        :attr:`Forwarder.address`), "host:port" or (host, port), or a unix
+        socket path (created with mode 0600, removed on close; a path
+        that exists raises :class:`~tailnet.AddressInUseError`). Each
+        local connection is relayed over its own tailnet connection,
+        dialed when it is accepted (``timeout`` bounds the dial; if it
+        fails, the local client gets a reset). Closes delivered and
+        resets are passed on both ways (see ``docs/forwarding.md``). A
+        TCP port is open to every user of this machine; a unix socket
+        keeps them out.
+        """
+        endpoint = open_endpoint(local)
+        try:
+            address = target_address(target)
+            formats.timeout_ms(timeout)
+            self._node.check_open()
+        except BaseException:
+            endpoint.close()
+            raise
+        return Forwarder(self._node, address, endpoint, timeout)
 
     def httpx_transport(self, **options: Any) -> HTTPTransport:
         """An :class:`httpx.HTTPTransport` dialing through this node.

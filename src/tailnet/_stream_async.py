@@ -13,12 +13,19 @@ import anyio.lowlevel
 from anyio.abc import SocketAttribute, SocketStream
 
 from ._addresses import Address
-from ._node import ConnectionFate
+from ._node import Connection, ConnectionFate
 from ._public import present, qualified_name
 
-__all__ = ["TailnetStream"]
+__all__ = ["TailnetStream", "open_stream"]
 
 _CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
+
+
+def open_stream(conn: Connection) -> TailnetStream:
+    """Hand a TCP connection to a stream (it then owns the descriptor)."""
+    # A plain socket.socket: trio's wait_readable accepts no subclass.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fileno=conn.fd)
+    return TailnetStream(sock, conn.remote, conn.local, conn.fate)
 
 
 @present
@@ -109,6 +116,22 @@ class TailnetStream(SocketStream):
         except OSError as exc:
             error, cause = self._error(exc, reading=False)
             raise error from cause
+
+    async def abort(self) -> None:
+        """Abort the connection, as a TCP socket closed with ``SO_LINGER`` 0 does.
+
+        What was not yet delivered is dropped and the peer gets a reset:
+        its reads raise :class:`~tailnet.ConnectionReset` (an error, never
+        end-of-file). Then the stream is closed. Use :meth:`aclose` to
+        deliver.
+        """
+        self.reset()
+        await self.aclose()
+
+    def reset(self) -> None:
+        """Send the peer a reset without closing the stream (the first step of :meth:`abort`)."""
+        if self._fate is not None and not self._closed:
+            self._fate.abort()
 
     async def aclose(self) -> None:
         """Close the connection; a receive or send pending in another task ends."""

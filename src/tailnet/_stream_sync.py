@@ -125,6 +125,19 @@ class TailnetSocket(TailnetAddressedSocket):
         except (ConnectionResetError, BrokenPipeError) as exc:
             raise self._aborted(exc, reading=False) from None
 
+    def abort(self) -> None:
+        """Abort the connection, as closing a TCP socket with ``SO_LINGER`` 0 does.
+
+        What was not yet delivered is dropped and the peer gets a reset:
+        its reads raise :class:`~tailnet.ConnectionReset` (an error, never
+        end-of-file). Then the socket is closed. Use :meth:`close` to
+        deliver.
+        """
+        fate = getattr(self, "_tailnet_fate", None)
+        if fate is not None and self.fileno() != -1:
+            fate.abort()
+        self.close()
+
     def _aborted(self, exc: OSError, *, reading: bool) -> OSError:
         fate = getattr(self, "_tailnet_fate", None)  # None in a dup() copy
         return exc if fate is None else fate.error(exc, reading=reading)

@@ -35,9 +35,10 @@ same stack; their environ has ``environ["tailnet.peer"]`` and
 ``environ["tailnet.whois"]`` (and ``REMOTE_ADDR``/``REMOTE_PORT`` are the
 tailnet peer's).
 
-uvicorn needs asyncio: under trio, serving raises
-:class:`~tailnet.UnsupportedError`. Needs ``pip install 'tailnet[asgi]'``
-(``'tailnet[wsgi]'`` for WSGI).
+uvicorn needs asyncio: under trio, :func:`serve` runs hypercorn's trio
+server instead (``pip install 'tailnet[hypercorn]'``), with the same
+extension; WSGI apps (a2wsgi) need asyncio. Needs
+``pip install 'tailnet[asgi]'`` (``'tailnet[wsgi]'`` for WSGI).
 """
 
 from __future__ import annotations
@@ -45,22 +46,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import TASK_STATUS_IGNORED
 from anyio.abc import TaskStatus
 
-from ._addresses import Address
-from ._exceptions import ConfigurationError, TailnetError, UnsupportedError
-from ._info import PeerIdentity
+from ._asgi_scope import EXTENSION, WHOIS_TIMEOUT, ASGIApp, Callers, listen_address, peer_extension
+from ._exceptions import ConfigurationError
 from ._logs import LOGGER
 from ._node import ListenerCore, Node
 from ._optional import missing
 from ._server import core_of, node_of
 from ._stream_sync import TailnetSocket
-from ._waiting_async import complete, retry
+from ._waiting_async import retry
 
 try:
     import uvicorn
@@ -71,23 +71,25 @@ if TYPE_CHECKING:
     from ._server_async import AsyncListener, AsyncServer
     from ._server_sync import Listener, Server
 
-__all__ = ["EXTENSION", "WSGI_PEER_KEY", "WSGI_WHOIS_KEY", "from_wsgi", "listen_address", "run", "serve"]
+__all__ = [
+    "EXTENSION",
+    "WHOIS_TIMEOUT",
+    "WSGI_PEER_KEY",
+    "WSGI_WHOIS_KEY",
+    "ASGIApp",
+    "from_wsgi",
+    "listen_address",
+    "run",
+    "serve",
+]
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-#: The key of tailnet's extension in an ASGI scope's ``"extensions"``.
-EXTENSION = "tailnet"
 #: The WSGI environ key holding the peer's tailnet ``(ip, port)``.
 WSGI_PEER_KEY = "tailnet.peer"
 #: The WSGI environ key holding the caller's :class:`~tailnet.PeerIdentity` (or None).
 WSGI_WHOIS_KEY = "tailnet.whois"
-#: How long a connection's whois may take before it is served with ``"whois"`` None.
-WHOIS_TIMEOUT = 10.0
 
 #: uvicorn options that choose a socket of uvicorn's own; the tailnet listener replaces them.
 _SOCKET_OPTIONS = ("host", "port", "uds", "fd")
@@ -113,36 +115,10 @@ class _TailnetTransport:
         return getattr(self._transport, name)
 
 
-class _Callers:
-    """Who is behind each open connection: the node's whois, looked up once per connection."""
-
-    def __init__(self, node: Node | None) -> None:
-        self._node = node
-        self._identities: dict[Address, PeerIdentity | None] = {}
-
-    async def resolve(self, peer: Address) -> None:
-        """Look up a new connection's caller (nothing without a node: serving a bare listener)."""
-        identity = None
-        if self._node is not None:
-            try:
-                identity = await complete(self._node.begin_whois(peer, WHOIS_TIMEOUT))
-            except (OSError, TailnetError) as exc:  # the connection is served, its caller unnamed
-                LOGGER.info("whois %s failed: %s", peer, exc)
-        self._identities[peer] = identity
-
-    def get(self, peer: Address) -> PeerIdentity | None:
-        """The caller on the connection from ``peer`` (None if not known)."""
-        return self._identities.get(peer)
-
-    def forget(self, peer: Address) -> None:
-        """The connection from ``peer`` has ended."""
-        self._identities.pop(peer, None)
-
-
 class _TailnetProtocol(asyncio.Protocol):
     """Passes everything to uvicorn's protocol; only wraps the transport it is given."""
 
-    def __init__(self, inner: asyncio.Protocol, sock: TailnetSocket, callers: _Callers) -> None:
+    def __init__(self, inner: asyncio.Protocol, sock: TailnetSocket, callers: Callers) -> None:
         self._inner = inner
         self._sock = sock
         self._callers = callers
@@ -182,7 +158,7 @@ class _Acceptor:
         listener: ListenerCore,
         protocol: Callable[[], asyncio.Protocol],
         server: _Uvicorn,
-        callers: _Callers,
+        callers: Callers,
     ) -> None:
         self._listener = listener
         self._protocol = protocol
@@ -248,7 +224,7 @@ class _Uvicorn(uvicorn.Server):
         self,
         config: uvicorn.Config,
         listener: ListenerCore,
-        callers: _Callers,
+        callers: Callers,
         on_started: Callable[[], object] = lambda: None,
     ) -> None:
         super().__init__(config)
@@ -281,20 +257,6 @@ class _Uvicorn(uvicorn.Server):
         self._on_started()
 
 
-def _peer_extension(app: ASGIApp, callers: _Callers) -> ASGIApp:
-    """Wrap a loaded app so each HTTP/WebSocket scope carries the tailnet extension."""
-
-    async def with_peer(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and scope.get("client"):
-            host, port = scope["client"]
-            extensions = dict(scope.get("extensions") or {})
-            extensions[EXTENSION] = {"peer": (host, port), "whois": callers.get((host, port))}
-            scope = {**scope, "extensions": extensions}
-        await app(scope, receive, send)
-
-    return with_peer
-
-
 def _server(
     app: ASGIApp | str,
     listener: ListenerCore,
@@ -314,25 +276,15 @@ def _server(
     except BaseException:
         listener.close()
         raise
-    callers = _Callers(node)
+    callers = Callers(node)
     # Outermost, so the extension reflects the connection even when uvicorn's
     # proxy-headers middleware rewrites scope["client"] from a trusted proxy.
-    config.loaded_app = _peer_extension(config.loaded_app, callers)
+    config.loaded_app = peer_extension(config.loaded_app, callers)
     return _Uvicorn(config, listener, callers, on_started)
 
 
 def _node(server: Server | AsyncServer | None) -> Node | None:
     return None if server is None else node_of(server)
-
-
-def listen_address(port: object, listener_type: str) -> str:
-    """The address to listen on for ``port`` (":port"), checking that it is a port number.
-
-    ``listener_type`` names what else ``port`` may be, for the message.
-    """
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int or a {listener_type}, not {type(port).__name__}")
-    return f":{port}"
 
 
 async def serve(
@@ -362,14 +314,20 @@ async def serve(
     handling, in the main thread), or when cancelled; each stops
     accepting, lets requests in progress finish (bounded by
     ``timeout_graceful_shutdown``) and runs the lifespan shutdown.
-    Raises :class:`~tailnet.UnsupportedError` under trio.
+    Under trio it is hypercorn that serves, and ``options`` are
+    :class:`hypercorn.config.Config` attributes.
     """
     core = core_of(listener)
     try:
         loop = asyncio.get_running_loop()
-    except RuntimeError:  # trio: no asyncio loop in this thread
-        core.close()
-        raise UnsupportedError("serving ASGI apps runs uvicorn, which needs asyncio (this is not)") from None
+    except RuntimeError:  # trio: no asyncio loop in this thread; hypercorn serves instead
+        try:
+            from . import _asgi_trio
+        except BaseException:
+            core.close()
+            raise
+        await _asgi_trio.serve(core, app, _node(server), task_status=task_status, **options)
+        return
     started: asyncio.Future[None] = loop.create_future()
 
     def on_started() -> None:

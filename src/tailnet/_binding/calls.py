@@ -252,6 +252,11 @@ def conn_error(server: int, conn: int) -> Exception | None:
     return exc.ClosedError(message) if cls is exc.ClosedError else cls(message)
 
 
+def conn_abort(server: int, conn: int) -> None:
+    """``tailnet_conn_abort``: reset connection ``conn`` (the peer gets a RST); a no-op once it ended."""
+    _call(lib().tailnet_conn_abort, server, conn)
+
+
 # ---- Connections and listeners
 
 

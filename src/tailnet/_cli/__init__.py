@@ -7,6 +7,7 @@
     tailnet status [-n NAME] [--json] the node's status
     tailnet serve DIR [--port 80]     share a directory over HTTP on the tailnet
     tailnet proxy LOCAL_PORT          expose a local TCP service on the tailnet
+    tailnet forward LOCAL HOST:PORT   reach a tailnet service at a local port or unix socket
     tailnet local-tailnet             run a local tailnet for manual tests
 
 Each node command runs as the node named by ``--hostname`` (default
@@ -96,6 +97,25 @@ def _proxy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forward(args: argparse.Namespace) -> int:
+    async def run() -> None:
+        node = _node.async_server(args)
+        try:
+            fwd = node.forward(args.target, args.local)  # bad arguments fail before the join
+            with Progress(f"{node.hostname}: joining the tailnet") as progress:
+                await node.up(timeout=args.timeout, on_event=progress.event)
+            async with fwd:
+                address = fwd.address
+                shown = address if isinstance(address, str) else f"{address[0]}:{address[1]}"
+                print(f"forwarding {shown} -> tailnet {fwd.target}", flush=True)
+                await anyio.sleep_forever()
+        finally:
+            await node.aclose()
+
+    anyio.run(run)
+    return 0
+
+
 def _local_tailnet(args: argparse.Namespace) -> int:
     return launcher.run(args, "tailnet local-tailnet")
 
@@ -139,6 +159,13 @@ def _parser() -> argparse.ArgumentParser:
     fwd.add_argument("local_port", metavar="LOCAL_PORT", type=int)
     fwd.add_argument("--port", type=int, help="tailnet port (default: LOCAL_PORT)")
     fwd.add_argument("--local-host", default="127.0.0.1", help="where the service is (default: %(default)s)")
+    fwd = command("forward", _forward, "reach a tailnet service at a local port or unix socket")
+    fwd.add_argument(
+        "local",
+        metavar="LOCAL",
+        help="a port on 127.0.0.1 (0: any free one), HOST:PORT, or a unix socket path (mode 0600)",
+    )
+    fwd.add_argument("target", metavar="HOST:PORT", help="the tailnet service (MagicDNS name or IP)")
     local = commands.add_parser(
         "local-tailnet",
         help="run a local tailnet (control server, DERP, STUN) for manual tests",
@@ -160,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
-        return 0 if args.command in ("serve", "proxy", "local-tailnet") else 130
+        return 0 if args.command in ("serve", "proxy", "forward", "local-tailnet") else 130
     except TailnetError as exc:
         message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         print(f"tailnet {args.command}: {message}", file=sys.stderr)
