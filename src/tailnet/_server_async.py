@@ -40,7 +40,7 @@ from ._info import PING_TIMEOUT, Loopback, PeerIdentity, PingKind, PingResult, S
 from ._localapi_async import AsyncLocalAPIClient
 from ._node import ListenerCore
 from ._public import present, qualified_name
-from ._server import ARGUMENTS_DOC, ServerBase, core_of
+from ._server import ServerBase, core_of
 from ._stream_async import TailnetStream, open_stream
 from ._waiting_async import complete, finish, in_thread, retry
 from ._watch_async import AsyncWatcher, open_watcher, up_with_events
