@@ -23,7 +23,6 @@ import asyncio
 import hashlib
 import json
 import sys
-import tempfile
 
 import aiohttp
 from aiohttp import web
@@ -54,9 +53,9 @@ async def post_report(ts: tailnet.AsyncServer, url: str) -> None:
 
 
 async def bot(url: str) -> None:
-    with tempfile.TemporaryDirectory() as state:  # an ephemeral node keeps nothing
-        async with tailnet.AsyncServer("report-bot", ephemeral=True, state_dir=state) as ts:
-            await post_report(ts, url)
+    # A bot in a container or a function: no state on disk, gone from the tailnet once closed.
+    async with tailnet.AsyncServer("report-bot", ephemeral=True, store="mem") as ts:
+        await post_report(ts, url)
 
 
 async def receive(request: web.Request) -> web.Response:

@@ -71,7 +71,7 @@ __all__ = ["TailnetConnector", "TailnetSite", "whois"]
 _REJECTED_OPTIONS = ("local_addr", "resolver", "family", "socket_factory", "happy_eyeballs_delay")
 
 
-def require_asyncio(what: str) -> asyncio.AbstractEventLoop:
+def _require_asyncio(what: str) -> asyncio.AbstractEventLoop:
     """The running asyncio loop, or :class:`~tailnet.UnsupportedError` (under trio, or no loop)."""
     try:
         return asyncio.get_running_loop()
@@ -99,7 +99,7 @@ class TailnetConnector(aiohttp.BaseConnector):
     """
 
     def __init__(self, server: AsyncServer, *, ssl: ssl.SSLContext | bool = True, **options: Any) -> None:
-        require_asyncio("tailnet.aiohttp.TailnetConnector")
+        _require_asyncio("tailnet.aiohttp.TailnetConnector")
         for name in _REJECTED_OPTIONS:
             if name in options:
                 raise ConfigurationError(
@@ -253,7 +253,7 @@ class TailnetSite(web.BaseSite):
         server: AsyncServer | Any | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        require_asyncio("tailnet.aiohttp.TailnetSite")
+        _require_asyncio("tailnet.aiohttp.TailnetSite")
         core: ListenerCore = core_of(listener)
         super().__init__(runner, ssl_context=ssl_context)
         self._listener = core
