@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import ssl
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -14,6 +15,7 @@ from aiohttp import web
 
 import tailnet
 import tailnet.aiohttp
+from tailnet.testing import LocalTailnet
 
 pytestmark = pytest.mark.anyio
 
@@ -101,6 +103,34 @@ async def test_large_response_body_arrives_intact(nodes: AsyncPair) -> None:
     finally:
         await runner.cleanup()
     assert hashlib.sha256(received).digest() == hashlib.sha256(body).digest()
+    # Cleaning up the runner closed the tailnet listener: nothing listens there now.
+    with pytest.raises(tailnet.ConnectionRefused):
+        await client.dial("tcp", f"{web_node.hostname}:81", timeout=30)
+
+
+async def test_https_over_the_tailnet_and_no_whois_without_server(
+    nodes: AsyncPair, local_tailnet: LocalTailnet
+) -> None:
+    client, web_node = nodes
+    (domain,) = local_tailnet.install_certificate(web_node)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", inspect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    listener = await web_node.listen_tls("tcp", ":443", timeout=60)
+    await tailnet.aiohttp.TailnetSite(runner, listener).start()  # no server=: callers are not looked up
+    trusted = ssl.create_default_context(cadata=local_tailnet.ca_pem)
+    try:
+        async with aiohttp.ClientSession(connector=client.aiohttp_connector(ssl=trusted)) as session:
+            async with session.get(f"https://{domain}/secure") as response:
+                info = await response.json()
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await session.get(f"https://{domain}/", ssl=ssl.create_default_context())
+    finally:
+        await runner.cleanup()
+    assert info["path"] == "/secure"
+    assert info["remote"] == str(client.ips[0])
+    assert info["caller"] is None
 
 
 async def test_dial_errors_are_client_connector_errors(nodes: AsyncPair, site: tailnet.AsyncServer) -> None:
