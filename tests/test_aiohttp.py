@@ -9,9 +9,12 @@ import ssl
 from collections.abc import AsyncIterator
 
 import aiohttp
+import anyio
+import anyio.to_thread
 import pytest
 import trio
 from aiohttp import web
+from harness.helpers import open_fds, settle_fds
 
 import tailnet
 import tailnet.aiohttp
@@ -146,10 +149,39 @@ async def test_dial_errors_are_client_connector_errors(nodes: AsyncPair, site: t
     assert isinstance(refused.value.os_error, tailnet.ConnectionRefused | tailnet.ConnectionReset)
 
 
-async def test_connector_rejects_options_that_pick_another_network(nodes: AsyncPair) -> None:
+async def test_bad_input_is_refused_clearly(nodes: AsyncPair, monkeypatch: pytest.MonkeyPatch) -> None:
     client, _ = nodes
     with pytest.raises(tailnet.ConfigurationError, match="local_addr"):
         client.aiohttp_connector(local_addr=("0.0.0.0", 0))
+    # A proxy from the environment would take the request off the tailnet: refused, not ignored.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    async with aiohttp.ClientSession(connector=client.aiohttp_connector(), trust_env=True) as session:
+        with pytest.raises(tailnet.ConfigurationError, match="proxy"):
+            await session.get("http://somewhere:8080/")
+    runner = web.AppRunner(web.Application())
+    await runner.setup()
+    try:
+        with pytest.raises(TypeError, match="AsyncListener or Listener"):
+            tailnet.aiohttp.TailnetSite(runner, 8080)  # type: ignore[arg-type]
+    finally:
+        await runner.cleanup()
+
+
+async def test_no_descriptor_leaks(nodes: AsyncPair, site: tailnet.AsyncServer) -> None:
+    client, web_node = nodes
+    url = f"http://{web_node.hostname}:{PORT}/"
+    async with aiohttp.ClientSession(connector=client.aiohttp_connector()) as session:
+        await (await session.get(url)).read()  # the first connection, the node's own descriptors
+    baseline = open_fds()
+    for _ in range(3):
+        async with aiohttp.ClientSession(connector=client.aiohttp_connector()) as session:
+            for path in ("a", "b"):
+                async with session.get(url + path) as response:
+                    assert response.status == 200
+        with pytest.raises(aiohttp.ClientConnectorError):
+            async with aiohttp.ClientSession(connector=client.aiohttp_connector()) as session:
+                await session.get(f"http://{web_node.hostname}:{PORT + 1}/")
+    await anyio.to_thread.run_sync(settle_fds, baseline)
 
 
 def test_under_trio_it_is_refused() -> None:
@@ -161,7 +193,7 @@ def test_under_trio_it_is_refused() -> None:
             with pytest.raises(tailnet.UnsupportedError, match="asyncio"):
                 tailnet.aiohttp.TailnetConnector(ts)
             with pytest.raises(tailnet.UnsupportedError, match="asyncio"):
-                tailnet.aiohttp.TailnetSite(web.AppRunner(web.Application()), None)
+                tailnet.aiohttp.TailnetSite(web.AppRunner(web.Application()), None)  # type: ignore[arg-type]
         finally:
             await ts.aclose()
 

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from aiohttp.tracing import Trace
 
     from ._server_async import AsyncListener, AsyncServer
+    from ._server_sync import Listener, Server
 
 __all__ = ["TailnetConnector", "TailnetSite", "whois"]
 
@@ -124,6 +125,10 @@ class TailnetConnector(aiohttp.BaseConnector):
     async def _create_connection(
         self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
     ) -> ResponseHandler:
+        if req.proxy is not None:  # e.g. trust_env=True with $HTTP_PROXY set
+            raise ConfigurationError(
+                f"a tailnet connector dials through its node; it cannot use the proxy {req.proxy}"
+            )
         host, port = req.url.raw_host, req.url.port
         if host is None or port is None:
             raise aiohttp.InvalidURL(req.url)
@@ -248,12 +253,19 @@ class TailnetSite(web.BaseSite):
     def __init__(
         self,
         runner: web.BaseRunner,
-        listener: AsyncListener | Any,
+        listener: AsyncListener | Listener,
         *,
-        server: AsyncServer | Any | None = None,
+        server: AsyncServer | Server | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         _require_asyncio("tailnet.aiohttp.TailnetSite")
+        from ._server_async import AsyncListener
+        from ._server_sync import Listener
+
+        if not isinstance(listener, AsyncListener | Listener):
+            raise TypeError(
+                f"listener must be a tailnet AsyncListener or Listener, not {type(listener).__name__}"
+            )
         core: ListenerCore = core_of(listener)
         super().__init__(runner, ssl_context=ssl_context)
         self._listener = core
