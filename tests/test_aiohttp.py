@@ -26,10 +26,10 @@ AsyncPair = tuple[tailnet.AsyncServer, tailnet.AsyncServer]
 PORT = 8080
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    """aiohttp runs on asyncio only (trio is tested below: it is refused)."""
-    return "asyncio"
+@pytest.fixture(params=[("asyncio", {}), ("asyncio", {"use_uvloop": True})], ids=["asyncio", "uvloop"])
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    """aiohttp runs on asyncio only (trio is tested below: it is refused), uvloop's loop too."""
+    return request.param
 
 
 async def inspect(request: web.Request) -> web.Response:

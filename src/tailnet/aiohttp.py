@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._accepted import TailnetTransport
 from ._asgi_scope import Callers
 from ._exceptions import ConfigurationError, UnsupportedError
 from ._info import PeerIdentity
@@ -171,12 +172,14 @@ def whois(request: web.BaseRequest) -> PeerIdentity | None:
 class _Connection(asyncio.Protocol):
     """Passes everything to aiohttp's request handler; forgets the caller when the connection ends."""
 
-    def __init__(self, inner: asyncio.Protocol, identity: PeerIdentity | None) -> None:
+    def __init__(self, inner: asyncio.Protocol, sock: TailnetSocket, identity: PeerIdentity | None) -> None:
         self._inner = inner
+        self._sock = sock
         _CALLERS[inner] = identity
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._inner.connection_made(transport)
+        # request.remote is the peer's tailnet IP on any loop (uvloop asks the descriptor).
+        self._inner.connection_made(TailnetTransport(transport, self._sock))  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
         _CALLERS.pop(self._inner, None)
@@ -293,7 +296,7 @@ class TailnetSite(web.BaseSite):
             identity = self._callers.get(peer)
             self._callers.forget(peer)
             await asyncio.get_running_loop().connect_accepted_socket(
-                lambda: _Connection(handler(), identity), sock, ssl=self._ssl_context
+                lambda: _Connection(handler(), sock, identity), sock, ssl=self._ssl_context
             )
         except (OSError, asyncio.TimeoutError) as exc:  # e.g. a failed TLS handshake
             LOGGER.info("connection from %s failed: %s", peer, exc)
