@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.server
+import json
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from tailnet.socketserver import ThreadingTCPServer
+from tailnet.testing import LocalTailnet
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def run(*args: str) -> str:
-    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, check=False)
+def run(*args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=120, check=False, env=env
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -103,3 +113,51 @@ def test_sqlite_store() -> None:
     assert lines["first start"].startswith("100."), out
     assert lines["second start"] == lines["first start"], out
     assert out.rstrip().endswith("same identity"), out
+
+
+def test_aiohttp_report_with_its_own_monitor() -> None:
+    lines = run(str(EXAMPLES / "aiohttp_report.py")).splitlines()
+    assert lines[0].startswith("sent "), lines
+    assert lines[1] == "monitor: {'from': 'report-bot', 'events': 20000}", lines
+
+
+class _Reports(http.server.BaseHTTPRequestHandler):
+    """Keeps each POSTed body whole, as the monitor received it."""
+
+    received: list[bytes]  # set on a subclass per test
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps({"stored": len(body)}).encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_aiohttp_report_bot_posts_its_whole_report_and_exits() -> None:
+    received: list[bytes] = []
+    handler = type("Reports", (_Reports,), {"received": received})
+    with (
+        LocalTailnet() as net,
+        net.server("monitor") as monitor,
+        ThreadingTCPServer(monitor.listen("tcp", ":8080"), handler) as httpd,
+    ):
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            out = run(
+                str(EXAMPLES / "aiohttp_report.py"),
+                "http://monitor:8080/report",
+                env={**os.environ, **net.environ},
+            )
+        finally:
+            httpd.shutdown()
+    (report,) = received
+    sent = out.splitlines()[0].split()
+    assert sent[:4] == ["sent", str(len(report)), "bytes", "sha256"], out
+    assert sent[4] == hashlib.sha256(report).hexdigest()
+    assert len(json.loads(report)["events"]) == 20_000
+    assert f"monitor: {{'stored': {len(report)}}}" in out

@@ -47,6 +47,7 @@ from ._watch_async import AsyncWatcher, open_watcher, up_with_events
 
 if TYPE_CHECKING:
     from ._asgi_scope import ASGIApp
+    from .aiohttp import TailnetConnector
     from .asgi import WSGIApp
     from .httpx import AsyncHTTPTransport
 
@@ -283,6 +284,21 @@ class AsyncServer(ServerBase):
         from .httpx import AsyncHTTPTransport
 
         return AsyncHTTPTransport(self, **options)
+
+    def aiohttp_connector(self, **options: Any) -> TailnetConnector:
+        """An :class:`aiohttp.BaseConnector` dialing through this node (asyncio only).
+
+        ``aiohttp.ClientSession(connector=ts.aiohttp_connector())`` then
+        reaches ``http://peer-name:port/`` by MagicDNS name, never asking
+        the system resolver. ``options`` are
+        :class:`tailnet.aiohttp.TailnetConnector`'s. Under trio it raises
+        :class:`~tailnet.UnsupportedError`. Needs ``tailnet[aiohttp]``.
+        """
+        if not _on_asyncio():
+            raise UnsupportedError("aiohttp runs on asyncio only; under trio use ts.httpx_transport()")
+        from .aiohttp import TailnetConnector
+
+        return TailnetConnector(self, **options)
 
     async def serve_asgi(
         self,

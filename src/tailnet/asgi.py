@@ -53,6 +53,7 @@ import anyio
 from anyio import TASK_STATUS_IGNORED
 from anyio.abc import TaskStatus
 
+from ._accepted import TailnetTransport
 from ._asgi_scope import EXTENSION, WHOIS_TIMEOUT, ASGIApp, Callers, listen_address, peer_extension
 from ._exceptions import ConfigurationError
 from ._logs import LOGGER
@@ -95,26 +96,6 @@ WSGI_WHOIS_KEY = "tailnet.whois"
 _SOCKET_OPTIONS = ("host", "port", "uds", "fd")
 
 
-class _TailnetTransport:
-    """A transport as uvicorn's protocol sees it: the real one, reporting tailnet addresses."""
-
-    def __init__(self, transport: asyncio.BaseTransport, sock: TailnetSocket) -> None:
-        self._transport = transport
-        self._sock = sock
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "peername":
-            return self._sock.getpeername()
-        if name == "sockname":
-            return self._sock.getsockname()
-        if name == "socket":
-            return self._sock
-        return self._transport.get_extra_info(name, default)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
 class _TailnetProtocol(asyncio.Protocol):
     """Passes everything to uvicorn's protocol; only wraps the transport it is given."""
 
@@ -124,7 +105,7 @@ class _TailnetProtocol(asyncio.Protocol):
         self._callers = callers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._inner.connection_made(_TailnetTransport(transport, self._sock))  # type: ignore[arg-type]
+        self._inner.connection_made(TailnetTransport(transport, self._sock))  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._callers.forget(self._sock.getpeername())
