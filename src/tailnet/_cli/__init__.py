@@ -102,7 +102,7 @@ def _forward(args: argparse.Namespace) -> int:
         node = _node.async_server(args)
         try:
             fwd = node.forward(args.target, args.local)  # bad arguments fail before the join
-            with Progress(f"{node.hostname}: joining the tailnet") as progress:
+            with Progress(node.hostname, "joining the tailnet") as progress:
                 await node.up(timeout=args.timeout, on_event=progress.event)
             async with fwd:
                 address = fwd.address
