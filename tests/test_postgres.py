@@ -131,3 +131,23 @@ async def test_psycopg_async_over_an_async_forwarder(
                 await conn.commit()
                 cur = await conn.execute("SELECT id, name, blob FROM over_async ORDER BY id")
                 assert await cur.fetchall() == ROWS
+
+
+@pytest.mark.parametrize("over", ["tcp", "unix"])
+def test_the_forward_postgres_example(
+    local_tailnet: LocalTailnet, db_node: str, postgres: PostgresServer, tmp_path: Path, over: str
+) -> None:
+    """examples/forward_postgres.py, run as a user would: its own process, env from the tailnet."""
+    example = Path(__file__).parent.parent / "examples" / "forward_postgres.py"
+    env = {**os.environ, **local_tailnet.environ, "PGUSER": USER, "PGDATABASE": DATABASE}
+    extra = [str(tmp_path)] if over == "unix" else []
+    done = subprocess.run(
+        [sys.executable, str(example), db_node, *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.match(r"report-writer: [1-9]\d* reports in db-node:5432 via ", done.stdout), done.stdout
