@@ -12,7 +12,7 @@ from typing import Any
 
 from ._stream_sync import TailnetSocket
 
-__all__ = ["TailnetTransport"]
+__all__ = ["AcceptedProtocol", "TailnetTransport"]
 
 
 class TailnetTransport:
@@ -38,3 +38,34 @@ class TailnetTransport:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
+
+
+class AcceptedProtocol(asyncio.Protocol):
+    """Passes everything to a server's own protocol, handing it a :class:`TailnetTransport`.
+
+    Subclasses extend :meth:`connection_lost` to forget what they keep per
+    connection.
+    """
+
+    def __init__(self, inner: asyncio.Protocol, sock: TailnetSocket) -> None:
+        self._inner = inner
+        self._sock = sock
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The server's protocol reports the peer's tailnet IP on any loop.
+        self._inner.connection_made(TailnetTransport(transport, self._sock))  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._accepted import TailnetTransport
+from ._accepted import AcceptedProtocol
 from ._asgi_scope import Callers
 from ._exceptions import ConfigurationError, UnsupportedError
 from ._info import PeerIdentity
@@ -169,33 +169,16 @@ def whois(request: web.BaseRequest) -> PeerIdentity | None:
     return _CALLERS.get(request.protocol)
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(AcceptedProtocol):
     """Passes everything to aiohttp's request handler; forgets the caller when the connection ends."""
 
     def __init__(self, inner: asyncio.Protocol, sock: TailnetSocket, identity: PeerIdentity | None) -> None:
-        self._inner = inner
-        self._sock = sock
+        super().__init__(inner, sock)
         _CALLERS[inner] = identity
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # request.remote is the peer's tailnet IP on any loop (uvloop asks the descriptor).
-        self._inner.connection_made(TailnetTransport(transport, self._sock))  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
         _CALLERS.pop(self._inner, None)
-        self._inner.connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
+        super().connection_lost(exc)
 
 
 class _Acceptor:

@@ -53,7 +53,7 @@ import anyio
 from anyio import TASK_STATUS_IGNORED
 from anyio.abc import TaskStatus
 
-from ._accepted import TailnetTransport
+from ._accepted import AcceptedProtocol
 from ._asgi_scope import EXTENSION, WHOIS_TIMEOUT, ASGIApp, Callers, listen_address, peer_extension
 from ._exceptions import ConfigurationError
 from ._logs import LOGGER
@@ -96,32 +96,16 @@ WSGI_WHOIS_KEY = "tailnet.whois"
 _SOCKET_OPTIONS = ("host", "port", "uds", "fd")
 
 
-class _TailnetProtocol(asyncio.Protocol):
-    """Passes everything to uvicorn's protocol; only wraps the transport it is given."""
+class _TailnetProtocol(AcceptedProtocol):
+    """Passes everything to uvicorn's protocol; forgets the caller when the connection ends."""
 
     def __init__(self, inner: asyncio.Protocol, sock: TailnetSocket, callers: Callers) -> None:
-        self._inner = inner
-        self._sock = sock
+        super().__init__(inner, sock)
         self._callers = callers
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._inner.connection_made(TailnetTransport(transport, self._sock))  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._callers.forget(self._sock.getpeername())
-        self._inner.connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
+        super().connection_lost(exc)
 
 
 class _Acceptor:
