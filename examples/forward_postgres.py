@@ -35,11 +35,9 @@ def main(target: str, socket_dir: str | None) -> None:
     with tailnet.Server(hostname="report-writer", ephemeral=True, store="mem") as ts:
         ts.up(timeout=60)
         with ts.forward(target, local) as fwd:
-            if isinstance(fwd.address, tuple):
-                conninfo = {"host": fwd.address[0], "port": fwd.address[1]}
-            else:
-                conninfo = {"host": socket_dir, "port": int(port)}
-            with psycopg.connect(**conninfo, connect_timeout=60) as conn:
+            # libpq takes a unix socket's directory, and finds the socket by the port.
+            host, local_port = fwd.address if isinstance(fwd.address, tuple) else (socket_dir, int(port))
+            with psycopg.connect(host=host, port=local_port, connect_timeout=60) as conn:
                 conn.execute("CREATE TABLE IF NOT EXISTS reports (id serial PRIMARY KEY, body text)")
                 conn.execute("INSERT INTO reports (body) VALUES (%s)", (f"hello from pid {os.getpid()}",))
                 conn.commit()
