@@ -19,8 +19,9 @@ from pathlib import Path
 from ._addresses import Address
 from ._binding import formats
 from ._exceptions import AddressInUseError, ConfigurationError
+from ._node import Node
 
-__all__ = ["DEFAULT_HOST", "LocalEndpoint", "LocalSpec", "open_endpoint", "target_address"]
+__all__ = ["DEFAULT_HOST", "LocalEndpoint", "LocalSpec", "open_endpoint", "open_forward", "target_address"]
 
 #: Where a forwarder listens when ``local`` names only a port.
 DEFAULT_HOST = "127.0.0.1"
@@ -159,3 +160,22 @@ def open_endpoint(local: object) -> LocalEndpoint:
         raise ConfigurationError(f"cannot listen on {shown}: {exc.strerror or exc}") from exc
     sock.setblocking(False)
     return LocalEndpoint(sock, path)
+
+
+def open_forward(
+    node: Node, target: object, local: object, timeout: float | None
+) -> tuple[str, LocalEndpoint]:
+    """Check a forward's arguments and open its local endpoint: (the target, the endpoint).
+
+    The endpoint listens at once, so a taken port raises here; it is
+    closed again if any other argument is bad or the node is closed.
+    """
+    endpoint = open_endpoint(local)
+    try:
+        address = target_address(target)
+        formats.timeout_ms(timeout)
+        node.check_open()
+    except BaseException:
+        endpoint.close()
+        raise
+    return address, endpoint

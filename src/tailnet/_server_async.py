@@ -30,11 +30,10 @@ from anyio import TASK_STATUS_IGNORED
 from anyio.abc import SocketAttribute, TaskStatus
 
 from ._addresses import IPAddress
-from ._binding import formats
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_async import AsyncConnectedDatagramSocket, AsyncDatagramSocket
 from ._exceptions import UnsupportedError
-from ._forward import LocalSpec, open_endpoint, target_address
+from ._forward import LocalSpec, open_forward
 from ._forward_async import AsyncForwarder
 from ._info import PING_TIMEOUT, Loopback, PeerIdentity, PingKind, PingResult, Status, WatchEvent
 from ._localapi_async import AsyncLocalAPIClient
@@ -265,14 +264,7 @@ class AsyncServer(ServerBase):
         (or ``await task_group.start(fwd.serve)``) accepts and relays, on
         asyncio or trio. Arguments as :meth:`tailnet.Server.forward`.
         """
-        endpoint = open_endpoint(local)
-        try:
-            address = target_address(target)
-            formats.timeout_ms(timeout)
-            self._node.check_open()
-        except BaseException:
-            endpoint.close()
-            raise
+        address, endpoint = open_forward(self._node, target, local, timeout)
         return AsyncForwarder(self._node, address, endpoint, timeout)
 
     def httpx_transport(self, **options: Any) -> AsyncHTTPTransport:

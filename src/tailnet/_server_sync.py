@@ -17,7 +17,7 @@ from ._binding import formats
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_sync import DatagramSocket, TailnetDatagramSocket
 from ._exceptions import ClosedError
-from ._forward import LocalSpec, open_endpoint, target_address
+from ._forward import LocalSpec, open_forward
 from ._forward_sync import Forwarder
 from ._info import PING_TIMEOUT, Loopback, PeerIdentity, PingKind, PingResult, Status, WatchEvent
 from ._localapi_sync import LocalAPIClient
@@ -323,14 +323,7 @@ class Server(ServerBase):
         TCP port is open to every user of this machine; a unix socket
         keeps them out.
         """
-        endpoint = open_endpoint(local)
-        try:
-            address = target_address(target)
-            formats.timeout_ms(timeout)
-            self._node.check_open()
-        except BaseException:
-            endpoint.close()
-            raise
+        address, endpoint = open_forward(self._node, target, local, timeout)
         return Forwarder(self._node, address, endpoint, timeout)
 
     def httpx_transport(self, **options: Any) -> HTTPTransport:
