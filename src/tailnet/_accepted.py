@@ -8,11 +8,16 @@ Shared by the servers that hand tailnet connections to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
-from ._stream_sync import TailnetSocket
+import anyio
 
-__all__ = ["AcceptedProtocol", "TailnetTransport"]
+from ._node import ListenerCore
+from ._stream_sync import TailnetSocket
+from ._waiting_async import retry
+
+__all__ = ["AcceptLoop", "AcceptedProtocol", "TailnetTransport"]
 
 
 class TailnetTransport:
@@ -69,3 +74,51 @@ class AcceptedProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._inner.resume_writing()
+
+
+class AcceptLoop:
+    """Takes an :class:`asyncio.Server`'s place: accepts from a tailnet listener until it closes.
+
+    It has the two methods a server's shutdown calls on an
+    :class:`asyncio.Server`, ``close`` and ``wait_closed``. Each accepted
+    connection is set up (:meth:`_connect`) in a task of its own, so a
+    slow TLS handshake holds up no other connection. Create it on the
+    running event loop.
+    """
+
+    def __init__(self, listener: ListenerCore) -> None:
+        self._listener = listener
+        self._setups: set[asyncio.Task[None]] = set()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _connect(self, sock: TailnetSocket) -> None:
+        """Hand one accepted connection to the server; it owns ``sock``."""
+        raise NotImplementedError
+
+    def _listener_closed(self) -> None:
+        """Called when the listener closed under the loop (its node closed)."""
+
+    async def _run(self) -> None:
+        listener = self._listener
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                conn = await retry(listener.receive, listener.sock, lambda: listener.closed)
+                setup = loop.create_task(self._connect(TailnetSocket.adopt_connection(conn)))
+                self._setups.add(setup)
+                setup.add_done_callback(self._setups.discard)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._listener_closed()
+        finally:
+            listener.close()
+
+    def close(self) -> None:
+        """Stop accepting (the listener closes) and abandon connections still being set up."""
+        self._task.cancel()
+        for setup in self._setups:
+            setup.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait until the accept loop has ended."""
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

@@ -36,13 +36,10 @@ aiohttp runs on asyncio only: under trio, both raise
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from ._accepted import AcceptedProtocol
+from ._accepted import AcceptedProtocol, AcceptLoop
 from ._asgi_scope import Callers
 from ._exceptions import ConfigurationError, UnsupportedError
 from ._info import PeerIdentity
@@ -51,7 +48,7 @@ from ._node import ListenerCore
 from ._optional import missing
 from ._server import core_of, node_of
 from ._stream_sync import TailnetSocket
-from ._waiting_async import finish, retry
+from ._waiting_async import finish
 
 try:
     import aiohttp
@@ -181,39 +178,19 @@ class _Connection(AcceptedProtocol):
         super().connection_lost(exc)
 
 
-class _Acceptor:
+class _Acceptor(AcceptLoop):
     """Takes an :class:`asyncio.Server`'s place in the site: accepts from the tailnet listener."""
 
-    def __init__(self, site: TailnetSite, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, site: TailnetSite) -> None:
         self._site = site
-        self._setups: set[asyncio.Task[None]] = set()
-        self._task = loop.create_task(self._run())
         self.sockets: tuple[()] = ()
+        super().__init__(site._listener)
 
-    async def _run(self) -> None:
-        listener = self._site._listener
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                conn = await retry(listener.receive, listener.sock, lambda: listener.closed)
-                setup = loop.create_task(self._site._connect(TailnetSocket.adopt_connection(conn)))
-                self._setups.add(setup)
-                setup.add_done_callback(self._setups.discard)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            LOGGER.info("tailnet listener %s closed: the aiohttp site stops accepting", listener.address)
-        finally:
-            listener.close()
+    async def _connect(self, sock: TailnetSocket) -> None:
+        await self._site._connect(sock)
 
-    def close(self) -> None:
-        """Stop accepting (the listener closes); connections still being set up are dropped."""
-        self._task.cancel()
-        for setup in self._setups:
-            setup.cancel()
-
-    async def wait_closed(self) -> None:
-        """Wait until the accept loop has ended."""
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+    def _listener_closed(self) -> None:
+        LOGGER.info("tailnet listener %s closed: the aiohttp site stops accepting", self._listener.address)
 
 
 class TailnetSite(web.BaseSite):
@@ -266,7 +243,7 @@ class TailnetSite(web.BaseSite):
     async def start(self) -> None:
         """Start accepting connections on the tailnet listener."""
         await super().start()
-        self._server = _Acceptor(self, asyncio.get_running_loop())  # type: ignore[assignment]
+        self._server = _Acceptor(self)  # type: ignore[assignment]
 
     async def _connect(self, sock: TailnetSocket) -> None:
         """Name the caller, then hand the connection to the runner's request handler."""

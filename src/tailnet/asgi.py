@@ -44,7 +44,6 @@ extension; WSGI apps (a2wsgi) need asyncio. Needs
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -53,7 +52,7 @@ import anyio
 from anyio import TASK_STATUS_IGNORED
 from anyio.abc import TaskStatus
 
-from ._accepted import AcceptedProtocol
+from ._accepted import AcceptedProtocol, AcceptLoop
 from ._asgi_scope import EXTENSION, WHOIS_TIMEOUT, ASGIApp, Callers, listen_address, peer_extension
 from ._exceptions import ConfigurationError
 from ._logs import LOGGER
@@ -61,7 +60,6 @@ from ._node import ListenerCore, Node
 from ._optional import missing
 from ._server import core_of, node_of
 from ._stream_sync import TailnetSocket
-from ._waiting_async import retry
 
 try:
     import uvicorn
@@ -108,14 +106,12 @@ class _TailnetProtocol(AcceptedProtocol):
         super().connection_lost(exc)
 
 
-class _Acceptor:
+class _Acceptor(AcceptLoop):
     """Takes uvicorn's listening servers' place: accepts tailnet connections for its protocols.
 
-    It has the two methods uvicorn's shutdown calls on an
-    :class:`asyncio.Server`: ``close`` and ``wait_closed``. When the
-    listener closes underneath it (its node closed), it asks uvicorn to
-    shut down. Each connection is set up in a task of its own, so a slow
-    TLS handshake holds up no other connection.
+    uvicorn's shutdown calls ``close`` and ``wait_closed`` on it as on an
+    :class:`asyncio.Server`. When the listener closes underneath it (its
+    node closed), it asks uvicorn to shut down.
     """
 
     def __init__(
@@ -125,30 +121,14 @@ class _Acceptor:
         server: _Uvicorn,
         callers: Callers,
     ) -> None:
-        self._listener = listener
         self._protocol = protocol
         self._server = server
         self._callers = callers
-        self._setups: set[asyncio.Task[None]] = set()
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        super().__init__(listener)
 
-    async def _run(self) -> None:
-        try:
-            while True:
-                sock = await self._accept()
-                setup = asyncio.get_running_loop().create_task(self._connect(sock))
-                self._setups.add(setup)
-                setup.add_done_callback(self._setups.discard)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            LOGGER.info("tailnet listener %s closed: stopping the server", self._listener.address)
-            self._server.should_exit = True
-        finally:
-            self._listener.close()
-
-    async def _accept(self) -> TailnetSocket:
-        listener = self._listener
-        conn = await retry(listener.receive, listener.sock, lambda: listener.closed)
-        return TailnetSocket.adopt_connection(conn)
+    def _listener_closed(self) -> None:
+        LOGGER.info("tailnet listener %s closed: stopping the server", self._listener.address)
+        self._server.should_exit = True
 
     async def _connect(self, sock: TailnetSocket) -> None:
         """Name the caller, then hand the connection to a new uvicorn protocol (after TLS, if any)."""
@@ -169,17 +149,6 @@ class _Acceptor:
             self._callers.forget(peer)
             sock.close()
             raise
-
-    def close(self) -> None:
-        """Stop accepting (the listener closes) and abandon connections still in their handshake."""
-        self._task.cancel()
-        for setup in self._setups:
-            setup.cancel()
-
-    async def wait_closed(self) -> None:
-        """Wait until the accept loop has ended."""
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
 
 class _Uvicorn(uvicorn.Server):
