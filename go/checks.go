@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -91,7 +92,10 @@ func debugCounter(name string) (int64, error) {
 	case "dropped_datagrams":
 		return droppedDatagrams.Load(), nil
 	case "heap_bytes": // live Go heap, after a collection: for leak tests
-		runtime.GC()
+		// FreeOSMemory collects and then returns the free heap to the
+		// system, so the process's RSS read next counts what is held,
+		// not what the scavenger has yet to give back.
+		debug.FreeOSMemory()
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		return int64(m.HeapAlloc), nil
