@@ -350,6 +350,16 @@ func (s *server) close(ctx context.Context, linger time.Duration) cutStats {
 
 func (s *server) hurryClose() { s.closing.hurryOnce.Do(func() { close(s.closing.hurry) }) }
 
+// hurried reports whether the linger has been cut short.
+func (s *server) hurried() bool {
+	select {
+	case <-s.closing.hurry:
+		return true
+	default:
+		return false
+	}
+}
+
 // shutdown stops accepting, lets every connection finish delivering what
 // the caller wrote (see bridge) for up to linger, aborts the rest, then
 // closes the node and waits for every goroutine we own.
@@ -360,8 +370,14 @@ func (s *server) shutdown(linger time.Duration) cutStats {
 	for ln := range s.listeners {
 		ln.close()
 	}
-	for b := range s.bridges {
-		b.drain()
+	if linger > 0 && !s.hurried() {
+		// A held connection closes as a kernel's does at exit: FIN after
+		// what was written. With no linger there is no time for that,
+		// and a FIN sent now could be acknowledged before awaitBridges
+		// looks, so the abort would reach the peer as end-of-file.
+		for b := range s.bridges {
+			b.drain()
+		}
 	}
 	started := s.started
 	s.mu.Unlock()
