@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from ._spec import METRICS, Metric
+from ._spec import METRICS, Metric, Target
 
 #: The systems as the report names them, in this order.
 LABELS = {
@@ -47,7 +47,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
 
 
 def compare(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Comparison as tailnet system -> metric -> {ratio (tailnet / Go), over_mib (memory), target, met}."""
+    """Comparison as tailnet system -> metric -> {ratio (to Go), over_mib (MiB over Go), target, met}."""
     go = summary.get("go", {})
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for system in TAILNET:
@@ -55,24 +55,29 @@ def compare(summary: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[s
             ours, theirs = summary.get(system, {}).get(m.key), go.get(m.key)
             if ours is None or theirs is None:
                 continue
-            entry: dict[str, Any] = {"target": m.target, "met": None}
+            target = m.targets.get(system)
+            entry: dict[str, Any] = {"target": None, "met": None}
             if theirs["median"]:
                 entry["ratio"] = ours["median"] / theirs["median"]
-            if m.target_kind == "mib":
+            if m.unit == "MiB":
                 entry["over_mib"] = ours["median"] - theirs["median"]
-            entry["met"] = _met(m, entry)
+                entry["mib"] = ours["median"]
+            if target is not None:
+                entry["target"] = {"value": target.value, "kind": target.kind}
+                entry["met"] = _met(m, target, entry)
             out.setdefault(system, {})[m.key] = entry
     return out
 
 
-def _met(m: Metric, entry: dict[str, Any]) -> bool | None:
-    if m.target is None:
-        return None
-    if m.target_kind == "mib":
-        return bool(entry["over_mib"] <= m.target)
+def _met(m: Metric, target: Target, entry: dict[str, Any]) -> bool | None:
+    if target.kind == "over_go_mib":
+        return bool(entry["over_mib"] <= target.value)
+    if target.kind == "mib":
+        return bool(entry["mib"] <= target.value)
     if "ratio" not in entry:
         return None
-    return bool(entry["ratio"] >= m.target if m.better == "higher" else entry["ratio"] <= m.target)
+    ratio = entry["ratio"]
+    return bool(ratio >= target.value if m.better == "higher" else ratio <= target.value)
 
 
 def _number(value: float, m: Metric) -> str:
@@ -83,12 +88,22 @@ def _number(value: float, m: Metric) -> str:
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
 
 
-def _target_text(m: Metric) -> str:
-    if m.target is None:
+def _bound_text(m: Metric, target: Target) -> str:
+    if target.kind == "over_go_mib":
+        return f"≤ Go + {target.value:g} MiB"
+    if target.kind == "mib":
+        return f"≤ {target.value:g} MiB"
+    return f"{'≥' if m.better == 'higher' else '≤'} {target.value:.2f}"
+
+
+def _target_text(m: Metric, systems: list[str]) -> str:
+    """One bound if every shown API has the same, else each API's."""
+    bounds = {s: _bound_text(m, m.targets[s]) for s in systems if s in m.targets}
+    if not bounds:
         return ""
-    if m.target_kind == "mib":
-        return f"≤ Go + {m.target:g} MiB"
-    return f"{'≥' if m.better == 'higher' else '≤'} {m.target:.2f}"
+    if len(set(bounds.values())) == 1 and len(bounds) == len(systems):
+        return next(iter(bounds.values()))
+    return ", ".join(f"{s} {text}" for s, text in bounds.items())
 
 
 def figures_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -126,11 +141,16 @@ def ratios_table(comparison: dict[str, dict[str, dict[str, Any]]]) -> str:
             if e is None or ("ratio" not in e and "over_mib" not in e):
                 cells.append("-")
                 continue
-            text = f"{e['over_mib']:+.1f} MiB" if "over_mib" in e else f"{e['ratio']:.2f}"
+            if (e["target"] or {}).get("kind") == "mib":
+                text = f"{e['mib']:.1f} MiB"
+            elif "over_mib" in e:
+                text = f"{e['over_mib']:+.1f} MiB"
+            else:
+                text = f"{e['ratio']:.2f}"
             mark = {True: " ✓", False: " ✗", None: ""}[e["met"]]
             cells.append(text + mark)
         if any(c != "-" for c in cells):
-            lines.append(f"| {m.title} | " + " | ".join(cells) + f" | {_target_text(m)} |")
+            lines.append(f"| {m.title} | " + " | ".join(cells) + f" | {_target_text(m, systems)} |")
     return "\n".join(lines)
 
 
@@ -149,7 +169,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"Load average (1 min) during the run: median {load.get('median', 0):.1f}, "
         f"max {load.get('max', 0):.1f}.",
         "",
-        ratios_table(result["comparison"]),
+        ratios_table(compare(result["summary"])),  # against today's targets, for old runs too
         "",
         figures_table(result["summary"]),
     ]
