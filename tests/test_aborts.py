@@ -26,7 +26,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from harness.helpers import aknows, knows, recv_all
+from harness.helpers import aknows, knows, read_until_error, recv_all
 
 import tailnet
 from tailnet.testing import LocalTailnet, set_knob
@@ -69,18 +69,6 @@ def test_a_peer_reset_raises_connection_reset_after_the_data(pair: Pair) -> None
         # Writing fails too.
         with pytest.raises((BrokenPipeError, ConnectionResetError)):
             dialed.sendall(b"x")
-
-
-def read_until_error(sock: socket.socket) -> tuple[bytes, OSError]:
-    """Everything sock receives, and the error that ends it (end-of-file fails the test)."""
-    chunks: list[bytes] = []
-    while True:
-        try:
-            chunk = sock.recv(1 << 16)
-        except OSError as exc:
-            return b"".join(chunks), exc
-        assert chunk, f"end-of-file instead of an error, after {len(b''.join(chunks))} bytes"
-        chunks.append(chunk)
 
 
 def test_makefile_reads_raise_on_a_reset(pair: Pair) -> None:

@@ -11,6 +11,7 @@ import re
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ from typing import IO, Any
 
 import httpx
 import pytest
-from harness.helpers import EchoServer, LoopbackEcho, assert_echoes_intact
+from harness.helpers import EchoServer, LoopbackEcho, assert_echoes_intact, read_until_error, recv_all
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -356,11 +357,61 @@ def test_proxy_exposes_a_local_service(
         with client.dial("tcp", "cli-proxy:7000", timeout=30) as conn:
             conn.settimeout(60)
             assert_echoes_intact(conn, 1 << 20)
-    echo.close()  # the service goes away: a connection through the proxy just ends
+    echo.close()  # the service goes away: a connection through the proxy is aborted
     with client.dial("tcp", "cli-proxy:7000", timeout=30) as conn:
         conn.settimeout(60)
-        assert conn.recv(1) == b""
+        with pytest.raises(tailnet.ConnectionReset):
+            conn.recv(1)
     proxy.expect("cannot reach 127.0.0.1", "stderr")
+    assert proxy.stop(signal.SIGTERM) == 0
+
+
+class LoopbackTeller:
+    """A local TCP service that sends 1 MiB to each client, then closes, or resets."""
+
+    payload = os.urandom(1 << 20)
+
+    def __init__(self, reset: bool) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.reset = reset
+        self.thread = threading.Thread(target=self._serve_one, daemon=True)
+        self.thread.start()
+
+    def _serve_one(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.sendall(self.payload)
+            if self.reset:  # l_onoff 1, l_linger 0: close sends a RST
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def close(self) -> None:
+        self.thread.join(60)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["close", "reset"])
+def test_proxy_passes_a_close_and_a_reset_on(
+    children: Callable[..., Child],
+    env: dict[str, str],
+    tailnet_node: Callable[..., tailnet.Server],
+    reset: bool,
+) -> None:
+    """The service's last data and how it ended reach the tailnet client, as without the proxy."""
+    teller = LoopbackTeller(reset)
+    name = f"cli-proxy-{'reset' if reset else 'close'}"
+    proxy = children("proxy", str(teller.port), "-n", name, "--port", "7000", "--ephemeral", env=env)
+    proxy.expect(rf"^forwarding tailnet {name}:7000")
+    client = tailnet_node(f"{name}-client")
+    with client.dial("tcp", f"{name}:7000", timeout=30) as conn:
+        conn.settimeout(60)
+        if reset:
+            data, error = read_until_error(conn)
+            assert isinstance(error, tailnet.ConnectionReset), error
+            assert teller.payload.startswith(data)
+        else:
+            assert recv_all(conn) == teller.payload  # all of it, then end-of-file
+    teller.close()
     assert proxy.stop(signal.SIGTERM) == 0
 
 

@@ -20,7 +20,15 @@ from pathlib import Path
 
 import anyio
 import pytest
-from harness.helpers import EchoServer, assert_echoes_intact, open_fds, recv_all, settle_fds, sha256
+from harness.helpers import (
+    EchoServer,
+    assert_echoes_intact,
+    open_fds,
+    read_until_error,
+    recv_all,
+    settle_fds,
+    sha256,
+)
 
 import tailnet
 
@@ -53,17 +61,6 @@ def tcp_address(forwarder: tailnet.Forwarder | tailnet.AsyncForwarder) -> tuple[
 
 def wait_readable(sock: socket.socket) -> None:
     assert select.select([sock], [], [], 60)[0], "nothing arrived"
-
-
-def read_until_error(sock: socket.socket) -> tuple[bytes, OSError]:
-    chunks: list[bytes] = []
-    while True:
-        try:
-            chunk = sock.recv(1 << 16)
-        except OSError as exc:
-            return b"".join(chunks), exc
-        assert chunk, f"end-of-file instead of an error, after {len(b''.join(chunks))} bytes"
-        chunks.append(chunk)
 
 
 def test_a_local_client_reaches_a_tailnet_echo(echo_pair: tuple[tailnet.Server, str]) -> None:

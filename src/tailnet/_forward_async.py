@@ -5,31 +5,20 @@ returns; :class:`tailnet.Forwarder` (:mod:`tailnet._forward_sync`) runs
 the same one in an event-loop thread of its own.
 
 Each local connection gets one tailnet connection, dialed when it is
-accepted, and two copy tasks, one each way. They keep the promises of
-tailnet's sockets across the relay:
-
-- **Close delivers.** A side's end-of-file is passed on as a half-close
-  after everything it sent, so the other direction goes on until its own
-  end-of-file; the relay closes both sockets only then.
-- **An abort is an error.** A reset (or any error) on either side aborts
-  both: the tailnet peer gets a RST (:meth:`TailnetStream.reset`) and the
-  local TCP client a RST (``SO_LINGER`` 0), so neither mistakes it for a
-  clean end. A dial that fails aborts the local connection the same way.
-  A unix socket has no RST: its client reads an error only if it had
-  data unread, else end-of-file.
+accepted, and a :class:`~tailnet._relay.Relay` that copies both ways and
+keeps the promises of tailnet's sockets across it. A dial that fails
+aborts the local connection (a RST for TCP).
 """
 
 from __future__ import annotations
 
 import contextlib
-import socket
-import struct
 from types import TracebackType
 
 import anyio
 import anyio.abc
 from anyio import TASK_STATUS_IGNORED
-from anyio.abc import SocketAttribute, TaskStatus
+from anyio.abc import TaskStatus
 
 from ._addresses import Address
 from ._exceptions import TailnetError
@@ -37,68 +26,11 @@ from ._forward import LocalEndpoint
 from ._logs import LOGGER
 from ._node import Node
 from ._public import present, qualified_name
-from ._stream_async import TailnetStream, open_stream
+from ._relay import Relay, reset_on_close
+from ._stream_async import open_stream
 from ._waiting_async import finish
 
 __all__ = ["AsyncForwarder"]
-
-#: What a copy's failure may raise: a reset, a closed socket.
-_BROKEN = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
-#: ``struct linger`` with l_onoff 1 and l_linger 0: close() sends a RST.
-_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
-#: How much one copy reads at a time.
-_CHUNK = 256 * 1024
-
-
-def _reset_on_close(stream: anyio.abc.SocketStream) -> None:
-    """Make closing a local TCP stream send a RST (nothing for a unix socket)."""
-    sock: socket.socket = stream.extra(SocketAttribute.raw_socket)
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
-
-
-class _Relay:
-    """One local connection and its tailnet connection, copied both ways."""
-
-    def __init__(self, local: anyio.abc.SocketStream, remote: TailnetStream) -> None:
-        self.local = local
-        self.remote = remote
-        self.aborted = False
-        self._scope = anyio.CancelScope()
-
-    async def run(self) -> None:
-        """Copy both ways until both sides have ended, then close both."""
-        try:
-            with self._scope:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._copy, self.local, self.remote)
-                    tg.start_soon(self._copy, self.remote, self.local)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.remote.aclose()
-                await self.local.aclose()
-
-    async def _copy(self, source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream) -> None:
-        try:
-            while True:
-                try:
-                    chunk = await source.receive(_CHUNK)
-                except anyio.EndOfStream:
-                    break
-                await sink.send(chunk)
-            await sink.send_eof()
-        except _BROKEN as exc:
-            LOGGER.debug("forwarded connection %s aborted: %r", self.remote, exc)
-            self.abort()
-
-    def abort(self) -> None:
-        """Reset both sides (once) and stop copying."""
-        if not self.aborted:
-            self.aborted = True
-            _reset_on_close(self.local)
-            self.remote.reset()
-        self._scope.cancel()
 
 
 @present
@@ -123,7 +55,7 @@ class AsyncForwarder:
         self._target = target
         self._endpoint = endpoint
         self._dial_timeout = dial_timeout
-        self._relays: set[_Relay] = set()
+        self._relays: set[Relay] = set()
         self._stack: contextlib.AsyncExitStack | None = None
         self._serving: anyio.CancelScope | None = None
         self._idle: anyio.Event | None = None  # while closing: set when the last relay ends
@@ -169,10 +101,10 @@ class AsyncForwarder:
             )
         except (OSError, TailnetError) as exc:
             LOGGER.warning("forward to %s: %s", self._target, exc)
-            _reset_on_close(local)
+            reset_on_close(local)
             await local.aclose()
             return
-        relay = _Relay(local, open_stream(conn))
+        relay = Relay(local, open_stream(conn))
         self._relays.add(relay)
         try:
             await relay.run()

@@ -55,6 +55,18 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def read_until_error(sock: socket.socket) -> tuple[bytes, OSError]:
+    """Everything sock receives, and the error that ends it (end-of-file fails the test)."""
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = sock.recv(1 << 16)
+        except OSError as exc:
+            return b"".join(chunks), exc
+        assert chunk, f"end-of-file instead of an error, after {len(b''.join(chunks))} bytes"
+        chunks.append(chunk)
+
+
 def recv_all(sock: socket.socket) -> bytes:
     chunks: list[bytes] = []
     while chunk := sock.recv(1 << 20):

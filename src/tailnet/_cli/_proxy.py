@@ -1,41 +1,35 @@
-"""``tailnet proxy``: expose a local TCP service on the tailnet."""
+"""``tailnet proxy``: expose a local TCP service on the tailnet.
+
+Each tailnet connection gets a connection to the local service and a
+:class:`~tailnet._relay.Relay`, the forwarder's: ends and aborts pass
+through as they do for ``tailnet forward``. A service that cannot be
+reached aborts the tailnet connection, so its client reads
+:class:`~tailnet.ConnectionReset` rather than a clean end.
+"""
 
 from __future__ import annotations
-
-import contextlib
 
 import anyio
 import anyio.abc
 
 from .._logs import LOGGER
+from .._relay import Relay
 from .._server_async import AsyncServer
 from .._stream_async import TailnetStream
 
 __all__ = ["proxy"]
 
-#: What ends a copy when one side goes away.
-_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
-
-
-async def _copy(source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream) -> None:
-    """Copy until EOF, then pass the EOF on (a half-close, so the other direction goes on)."""
-    with contextlib.suppress(*_GONE):
-        async for chunk in source:
-            await sink.send(chunk)
-        await sink.send_eof()
-
 
 async def _forward(stream: TailnetStream, host: str, port: int) -> None:
-    peer = stream.extra(anyio.abc.SocketAttribute.remote_address)
-    async with stream:
-        try:
-            local = await anyio.connect_tcp(host, port)
-        except OSError as exc:
-            LOGGER.warning("%s: cannot reach %s:%d: %s", peer, host, port, exc.strerror or exc)
-            return
-        async with local, anyio.create_task_group() as tg:
-            tg.start_soon(_copy, stream, local)
-            tg.start_soon(_copy, local, stream)
+    try:
+        local = await anyio.connect_tcp(host, port)
+    except OSError as exc:
+        peer = stream.extra(anyio.abc.SocketAttribute.remote_address)
+        LOGGER.warning("%s: cannot reach %s:%d: %s", peer, host, port, exc.strerror or exc)
+        stream.reset()
+        await stream.aclose()
+        return
+    await Relay(local, stream).run()
 
 
 async def proxy(node: AsyncServer, tailnet_port: int, host: str, port: int) -> None:
