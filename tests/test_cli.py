@@ -403,15 +403,17 @@ def test_proxy_passes_a_close_and_a_reset_on(
     proxy = children("proxy", str(teller.port), "-n", name, "--port", "7000", "--ephemeral", env=env)
     proxy.expect(rf"^forwarding tailnet {name}:7000")
     client = tailnet_node(f"{name}-client")
-    with client.dial("tcp", f"{name}:7000", timeout=30) as conn:
-        conn.settimeout(60)
-        if reset:
-            data, error = read_until_error(conn)
-            assert isinstance(error, tailnet.ConnectionReset), error
-            assert teller.payload.startswith(data)
-        else:
-            assert recv_all(conn) == teller.payload  # all of it, then end-of-file
-    teller.close()
+    try:
+        with client.dial("tcp", f"{name}:7000", timeout=30) as conn:
+            conn.settimeout(60)
+            if reset:
+                data, error = read_until_error(conn)
+                assert isinstance(error, tailnet.ConnectionReset), error
+                assert teller.payload.startswith(data)
+            else:
+                assert recv_all(conn) == teller.payload  # all of it, then end-of-file
+    finally:
+        teller.close()
     assert proxy.stop(signal.SIGTERM) == 0
 
 
