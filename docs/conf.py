@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from docutils import nodes
+
 import tailnet
 
 project = "tailnet"
@@ -44,6 +46,14 @@ def _public_bases(app: object, name: str, obj: object, options: object, bases: l
     bases[:] = public
 
 
+def _drop_bases_object(app: object, doctree: nodes.document) -> None:
+    """Drop "Bases: object": it says nothing (show-inheritance is on for the classes whose bases do)."""
+    for paragraph in list(doctree.findall(nodes.paragraph)):
+        if paragraph.astext() == "Bases: object" and paragraph.parent is not None:
+            paragraph.parent.remove(paragraph)
+
+
 def setup(app: Any) -> None:
     """Hooks for this site."""
     app.connect("autodoc-process-bases", _public_bases)
+    app.connect("doctree-read", _drop_bases_object)
