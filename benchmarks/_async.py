@@ -1,4 +1,4 @@
-"""The workloads on tailnet's async API (anyio), run on asyncio or on trio.
+"""The workloads on tailnet's async API (anyio), run on asyncio (with or without uvloop) or on trio.
 
 The twin of go/cmd/tsnetbench (same services, ports and timings): a task
 per connection on the server, a task per stream on the client, as a

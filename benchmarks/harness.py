@@ -37,7 +37,7 @@ DOC = ROOT / "docs" / "performance.md"
 DOC_CHART = ROOT / "docs" / "performance.png"
 DOC_BEGIN, DOC_END = "<!-- BEGIN RESULTS -->", "<!-- END RESULTS -->"
 
-DEFAULT_SYSTEMS = ("go", "sync", "asyncio", "trio", "loopback", "loopback-py")
+DEFAULT_SYSTEMS = ("go", "sync", "asyncio", "trio", "uvloop", "loopback", "loopback-py")
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ def systems(names: list[str], build_dir: Path) -> list[System]:
         "sync": System("sync", python, "sync"),
         "asyncio": System("asyncio", python, "asyncio"),
         "trio": System("trio", python, "trio"),
+        "uvloop": System("uvloop", python, "uvloop"),
         "loopback-py": System("loopback-py", python, "loopback-py"),
     }
     unknown = [n for n in names if n not in table]

@@ -20,6 +20,9 @@ LABELS = {
     "sync": "tailnet sync",
     "asyncio": "tailnet asyncio",
     "trio": "tailnet trio",
+    # asyncio with uvloop's event loop (anyio's use_uvloop): a column of its
+    # own, for what the event loop costs; the library's default is asyncio's.
+    "uvloop": "tailnet asyncio + uvloop",
     # Runs before GRO was back in tailnet: their "go" was built without GRO,
     # and this column was Go tsnet as shipped.
     "go-gro": "Go tsnet + GRO",
@@ -27,7 +30,7 @@ LABELS = {
     "loopback-py": "loopback (Python)",
 }
 #: The systems compared with Go tsnet.
-TAILNET = ("sync", "asyncio", "trio")
+TAILNET = ("sync", "asyncio", "trio", "uvloop")
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:

@@ -1,6 +1,6 @@
 """One benchmark process in Python: the twin of ``tsnetbench`` (go/cmd/tsnetbench).
 
-    python -m benchmarks.worker server -system sync|asyncio|trio|loopback-py
+    python -m benchmarks.worker server -system sync|asyncio|trio|uvloop|loopback-py
     python -m benchmarks.worker client -system ... -host IP [-workloads ...] [sizes]
     python -m benchmarks.worker memory -system ... -host IP [-conns N] [-settle 1s]
 
@@ -22,7 +22,13 @@ from typing import Any
 
 from ._spec import WORKLOADS, Sizes
 
-SYSTEMS = ("sync", "asyncio", "trio", "loopback-py")
+SYSTEMS = ("sync", "asyncio", "trio", "uvloop", "loopback-py")
+#: How anyio runs each async system: uvloop is asyncio with uvloop's event loop.
+ANYIO_BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "asyncio": ("asyncio", {}),
+    "trio": ("trio", {}),
+    "uvloop": ("asyncio", {"use_uvloop": True}),
+}
 
 
 def _seconds(text: str) -> float:
@@ -63,17 +69,27 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any] | None:
     workloads = [w for w in args.workloads.split(",") if w]
-    if args.system in ("asyncio", "trio"):
+    if args.system in ANYIO_BACKENDS:
         import anyio
 
         from . import _async
 
+        backend, options = ANYIO_BACKENDS[args.system]
         if args.role == "server":
-            anyio.run(_async.run_server, sizes, backend=args.system)
+            anyio.run(_async.run_server, sizes, backend=backend, backend_options=options)
             return None
         if args.role == "client":
-            return anyio.run(_async.run_client, args.host, sizes, workloads, backend=args.system)
-        return anyio.run(_async.measure_memory, args.host, args.conns, args.settle, backend=args.system)
+            return anyio.run(
+                _async.run_client, args.host, sizes, workloads, backend=backend, backend_options=options
+            )
+        return anyio.run(
+            _async.measure_memory,
+            args.host,
+            args.conns,
+            args.settle,
+            backend=backend,
+            backend_options=options,
+        )
 
     from . import _sync
 
