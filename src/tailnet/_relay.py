@@ -1,6 +1,6 @@
 """A relay: one local connection and one tailnet connection, copied both ways.
 
-Used by :class:`~tailnet.AsyncServer.forward` (local clients to a tailnet
+Used by :meth:`tailnet.AsyncServer.forward` (local clients to a tailnet
 service) and by ``tailnet proxy`` (tailnet clients to a local service). It
 keeps the promises of tailnet's sockets across the relay:
 
