@@ -11,6 +11,7 @@ out, a peer process killed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from harness.helpers import aknows, knows, read_until_error, recv_all
+from harness.helpers import aknows, eventually, knows, read_until_error, recv_all
 
 import tailnet
 from tailnet.testing import LocalTailnet, set_knob
@@ -117,6 +118,25 @@ def test_a_server_closed_under_a_held_connection(pair: Pair, local_tailnet: Loca
             assert recv_all(dialed) == b"written before close"
 
 
+def freeze(proc: subprocess.Popen[str]) -> None:
+    """SIGSTOP proc and wait until every thread of it has stopped.
+
+    The signal is only queued when kill() returns: a thread running on
+    another core goes on until it next enters the kernel, and on a busy
+    machine that can be long enough to acknowledge what we send next.
+    """
+    proc.send_signal(signal.SIGSTOP)
+
+    def all_stopped() -> bool:
+        states = []
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+                states.append(task.joinpath("stat").read_text().rpartition(")")[2].split()[0])
+        return all(state in ("T", "t") for state in states)
+
+    eventually(all_stopped)
+
+
 def test_linger_over_aborts_with_one_warning(
     local_tailnet: LocalTailnet, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -125,24 +145,23 @@ def test_linger_over_aborts_with_one_warning(
     try:
         b = local_tailnet.server("linger-b", linger=0.5).up(timeout=60)
         eventually_knows(b, "frozen-peer")
-        conn = b.dial("tcp", "frozen-peer:7", timeout=30)
-        conn.sendall(b"ping")
-        assert conn.recv(4) == b"ping"  # the path works, and the peer has acknowledged everything
-        peer.send_signal(signal.SIGSTOP)
-        size = 256 << 10  # fits this side's buffers: sendall returns, nothing is acknowledged
-        conn.sendall(b"z" * size)
-        caplog.set_level(logging.WARNING, logger="tailnet")
-        started = time.monotonic()
-        b.close()  # conn is still open: it is closed as a process exit would, within the linger
-        assert time.monotonic() - started >= 0.5
-        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-        assert len(warnings) == 1, warnings
-        assert "[linger-b]" in warnings[0]
-        assert "1 connection(s)" in warnings[0]
-        assert f" {size} byte(s)" in warnings[0]
-        with pytest.raises(tailnet.ConnectionReset, match="'linger-b' was closed"):
-            conn.recv(1)
-        conn.close()
+        with b.dial("tcp", "frozen-peer:7", timeout=30) as conn:
+            conn.sendall(b"ping")
+            assert conn.recv(4) == b"ping"  # the path works, and the peer has acknowledged everything
+            freeze(peer)
+            size = 256 << 10  # fits this side's buffers: sendall returns, nothing is acknowledged
+            conn.sendall(b"z" * size)
+            caplog.set_level(logging.WARNING, logger="tailnet")
+            started = time.monotonic()
+            b.close()  # conn is still open: it is closed as a process exit would, within the linger
+            assert time.monotonic() - started >= 0.5
+            warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert len(warnings) == 1, warnings
+            assert "[linger-b]" in warnings[0]
+            assert "1 connection(s)" in warnings[0]
+            assert f" {size} byte(s)" in warnings[0]
+            with pytest.raises(tailnet.ConnectionReset, match="'linger-b' was closed"):
+                conn.recv(1)
     finally:
         peer.send_signal(signal.SIGCONT)
         end(peer)
