@@ -44,13 +44,17 @@ def echo_pair(pair: Pair) -> Iterator[tuple[tailnet.Server, str]]:
     server.close()
 
 
+#: Guards against a hang, never a speed limit: a socket's timeout bounds a whole sendall.
+HANG_GUARD = 600
+
+
 def connect(forwarder: tailnet.Forwarder | tailnet.AsyncForwarder) -> socket.socket:
     address = forwarder.address
     if isinstance(address, str):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(address)
         return sock
-    return socket.create_connection(address, timeout=60)
+    return socket.create_connection(address, timeout=HANG_GUARD)
 
 
 def tcp_address(forwarder: tailnet.Forwarder | tailnet.AsyncForwarder) -> tuple[str, int]:
@@ -79,13 +83,19 @@ def test_a_client_that_sends_and_closes_delivers_everything(pair: Pair) -> None:
     a, b = pair
     data = os.urandom(16 * MB)
     received: list[bytes] = []
-    with b.listen("tcp", ":80") as listener, a.forward((b.hostname, 80)) as fwd:
-        conn = connect(fwd)
-        conn.sendall(data)
-        conn.close()
-        peer, _ = listener.accept(timeout=60)
+
+    def serve(listener: tailnet.Listener) -> None:  # reads as it arrives, as a service does
+        peer, _ = listener.accept(timeout=HANG_GUARD)
         with peer:
             received.append(recv_all(peer))
+
+    with b.listen("tcp", ":80") as listener, a.forward((b.hostname, 80)) as fwd:
+        server = threading.Thread(target=serve, args=(listener,))
+        server.start()
+        with connect(fwd) as conn:
+            conn.sendall(data)
+        server.join(HANG_GUARD)  # the forwarder's close waits for delivery: join first
+    assert received, "the service got no connection"
     assert sha256(received[0]) == sha256(data)
 
 
@@ -95,7 +105,7 @@ def test_a_tailnet_service_that_writes_and_closes_delivers_everything(pair: Pair
     data = os.urandom(16 * MB)
 
     def serve(listener: tailnet.Listener) -> None:
-        peer, _ = listener.accept(timeout=60)
+        peer, _ = listener.accept(timeout=HANG_GUARD)
         with peer:
             peer.sendall(data)
 
@@ -119,7 +129,7 @@ def test_a_peer_reset_resets_the_local_client(pair: Pair) -> None:
     a, b = pair
     with b.listen("tcp", ":82") as listener, a.forward(f"{b.hostname}:82") as fwd, connect(fwd) as conn:
         conn.sendall(b"never read")
-        peer, _ = listener.accept(timeout=60)
+        peer, _ = listener.accept(timeout=HANG_GUARD)
         wait_readable(peer)
         peer.sendall(b"last words")
         peer.close()  # with data unread: a RST
@@ -133,7 +143,7 @@ def test_a_local_client_reset_resets_the_tailnet_peer(pair: Pair) -> None:
     with b.listen("tcp", ":83") as listener, a.forward(f"{b.hostname}:83") as fwd:
         conn = connect(fwd)
         conn.sendall(b"hello")
-        peer, _ = listener.accept(timeout=60)
+        peer, _ = listener.accept(timeout=HANG_GUARD)
         with peer:
             assert peer.recv(5) == b"hello"
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -230,7 +240,7 @@ def test_closing_aborts_a_connection_held_past_the_linger_time(
         fwd = a.forward(f"{b.hostname}:85", timeout=60)
         conn = connect(fwd)
         conn.sendall(b"x")
-        peer, _ = listener.accept(timeout=60)
+        peer, _ = listener.accept(timeout=HANG_GUARD)
         with peer:
             assert peer.recv(1) == b"x"
             fwd.close()
