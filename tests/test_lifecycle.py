@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness.helpers import EchoServer, eventually, go_counter, open_fds, settle_fds
+from harness.helpers import EchoServer, eventually, go_counter, open_fds, settle_fds, settle_goroutines
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -105,4 +105,4 @@ def test_no_fd_or_goroutine_leak(local_tailnet: LocalTailnet) -> None:
     settle_fds(fds)
     assert go_counter("handles") == handles
     assert go_counter("ops") == 0
-    eventually(lambda: go_counter("goroutines") <= goroutines + 5)
+    settle_goroutines(goroutines + 5)

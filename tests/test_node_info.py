@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 
 import pytest
-from harness.helpers import eventually, go_counter, knows, open_fds, settle_fds
+from harness.helpers import eventually, go_counter, knows, open_fds, settle_fds, settle_goroutines
 
 import tailnet
 from tailnet._binding import calls, library
@@ -231,7 +231,7 @@ def test_closing_watchers_stops_their_goroutines(tailnet_node: Node) -> None:
         assert watcher.receive(timeout=30) == tailnet.StateChanged(tailnet.BackendState.RUNNING)
         watcher.close()
         assert watcher.fileno() == -1
-    eventually(lambda: go_counter("goroutines") <= goroutines + 5)
+    settle_goroutines(goroutines + 5)
     settle_fds(fds)
 
 

@@ -16,12 +16,12 @@ import anyio
 import pytest
 from harness.helpers import (
     EchoServer,
-    eventually,
     go_counter,
     open_fds,
     recv_all,
     send_and_close_write,
     settle_fds,
+    settle_goroutines,
 )
 
 import tailnet
@@ -265,4 +265,4 @@ def test_store_leaks_no_descriptor_or_goroutine(local_tailnet: LocalTailnet) -> 
         with local_tailnet.server("fd-store", store=DictStore()):
             pass
     settle_fds(fds)
-    eventually(lambda: go_counter("goroutines") <= goroutines, timeout=30)
+    settle_goroutines(goroutines)

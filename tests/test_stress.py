@@ -22,6 +22,7 @@ from harness.helpers import (
     recv_all,
     send_and_close_write,
     settle_fds,
+    settle_goroutines,
     vanished_peer,
 )
 
@@ -80,7 +81,7 @@ def test_fifty_server_lifecycles_leak_nothing(local_tailnet: LocalTailnet) -> No
     settle_fds(fds)
     assert go_counter("handles") == handles
     assert go_counter("ops") == 0
-    eventually(lambda: go_counter("goroutines") <= goroutines)
+    settle_goroutines(goroutines)
     # One leaked server would hold tens of MiB; 50 of them would hold gigabytes.
     grown = live_heap() - heap
     assert grown < 16 << 20, f"live Go heap grew {grown >> 20} MiB over 50 cycles"
@@ -268,7 +269,7 @@ def test_32_threads_dial_accept_and_close_on_one_server(
     assert all(isinstance(exc, tailnet.ClosedError) for exc in blocked), blocked
     shared.close()
     settle_fds(fds)
-    eventually(lambda: go_counter("goroutines") <= goroutines + 5)
+    settle_goroutines(goroutines + 5)
 
 
 def blocked_waiter(server: tailnet.Server, kind: str) -> tuple[Any, Callable[[], object]]:

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from harness.helpers import eventually, go_counter, open_fds, settle_fds
+from harness.helpers import eventually, go_counter, open_fds, settle_fds, settle_goroutines
 from harness.udp_helpers import SIZES_V4, SIZES_V6, UDPEcho, exchange, payloads, wait_until_blocked
 
 import tailnet
@@ -352,7 +352,7 @@ def test_no_leaks(pair: Pair, echo: UDPEcho) -> None:
     settle_fds(fds)
     assert go_counter("handles") == handles
     assert go_counter("ops") == 0
-    eventually(lambda: go_counter("goroutines") <= goroutines + 5)
+    settle_goroutines(goroutines + 5)
 
 
 def test_c_constants_match() -> None:

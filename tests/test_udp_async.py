@@ -10,7 +10,7 @@ import anyio
 import anyio.abc
 import pytest
 from anyio.abc import SocketAttribute
-from harness.helpers import eventually, go_counter, open_fds, settle_fds
+from harness.helpers import go_counter, open_fds, settle_fds, settle_goroutines
 from harness.udp_helpers import SIZES_V4, SIZES_V6, payloads
 
 import tailnet
@@ -221,4 +221,4 @@ async def test_no_leaks(nodes: Nodes, echo_port: int) -> None:
     settle_fds(fds)
     assert go_counter("handles") == handles
     assert go_counter("ops") == 0
-    eventually(lambda: go_counter("goroutines") <= goroutines + 5)
+    settle_goroutines(goroutines + 5)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import pytest
 
 import tailnet
+from tailnet._binding.calls import debug_dump_goroutines
 from tailnet.testing import LocalTailnet, debug_counter
 
 
@@ -44,6 +48,37 @@ def settle_fds(baseline: set[int], timeout: float = 30.0) -> None:
 def go_counter(name: str) -> int:
     """One of the library's debug counters (goroutines, ops, handles, ...)."""
     return debug_counter(name)
+
+
+def settle_goroutines(at_most: int, timeout: float = 120.0) -> None:
+    """Wait until at most ``at_most`` goroutines run; if some stay, say what they are.
+
+    The timeout guards against a leak, not against a slow machine: a closing
+    node's goroutines can take seconds to end under load. On failure the
+    message counts the remaining goroutines by where they were created.
+    """
+    deadline = time.monotonic() + timeout
+    while (count := go_counter("goroutines")) > at_most:
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{count} goroutines after {timeout} s, not <= {at_most}:\n{goroutine_summary()}"
+            )
+        time.sleep(0.05)
+
+
+def goroutine_summary(most: int = 12) -> str:
+    """The library's goroutines counted by where each was created (from a stack dump)."""
+    fd, path = tempfile.mkstemp(prefix="goroutines-", suffix=".txt")
+    os.close(fd)
+    try:
+        debug_dump_goroutines(path)
+        text = Path(path).read_text()
+    finally:
+        os.unlink(path)
+    creators = collections.Counter(
+        line.strip().split(" in goroutine")[0] for line in text.splitlines() if line.startswith("created by ")
+    )
+    return "\n".join(f"{n:5} {creator}" for creator, n in creators.most_common(most))
 
 
 def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
