@@ -252,10 +252,12 @@ def fast_keepalive() -> Iterator[None]:
         set_knob(name, "")
 
 
-def spawn_echo(local_tailnet: LocalTailnet, tmp_path: Path, name: str) -> subprocess.Popen[str]:
-    """An echo node in its own process (node_process.py echo), once it listens."""
+def spawn_echo(
+    local_tailnet: LocalTailnet, tmp_path: Path, name: str, mode: str = "echo"
+) -> subprocess.Popen[str]:
+    """An echo node in its own process (node_process.py echo or echo-hold), once it listens."""
     proc = subprocess.Popen(
-        [sys.executable, NODE, "echo", name, str(tmp_path / name)],
+        [sys.executable, NODE, mode, name, str(tmp_path / name)],
         env={**os.environ, **local_tailnet.environ},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -274,7 +276,7 @@ def end(proc: subprocess.Popen[str]) -> None:
 
 @pytest.mark.usefixtures("fast_keepalive")
 def test_a_vanished_peer_times_out(local_tailnet: LocalTailnet, tmp_path: Path) -> None:
-    peer = spawn_echo(local_tailnet, tmp_path, "vanishing")
+    peer = spawn_echo(local_tailnet, tmp_path, "vanishing", mode="echo-hold")
     try:
         with local_tailnet.server("survivor") as node:
             eventually_knows(node, "vanishing")
@@ -282,6 +284,10 @@ def test_a_vanished_peer_times_out(local_tailnet: LocalTailnet, tmp_path: Path) 
                 conn.sendall(b"ping")
                 assert conn.recv(4) == b"ping"
                 conn.shutdown(socket.SHUT_WR)  # half-closed, waiting: the held byte's case
+                # The peer has read our FIN and holds its side open (a plain echo
+                # would answer with its own FIN, a clean end, before the kill lands).
+                assert peer.stdout is not None
+                assert peer.stdout.readline() == "eof\n"
                 peer.kill()
                 peer.wait(30)
                 killed = time.monotonic()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
 import time
 
 import tailnet
@@ -45,13 +46,16 @@ def main(mode: str, hostname: str, state_dir: str, *rest: str) -> None:
             print(try_up(server, float(rest[0])), flush=True)
         else:
             server.up(timeout=60)
-        if mode == "echo":
+        if mode in ("echo", "echo-hold"):
             with server.listen("tcp", ":7") as listener:
                 print("ready", flush=True)
                 conn, _ = listener.accept()
                 with conn:
                     while data := conn.recv(1 << 20):
                         conn.sendall(data)
+                    if mode == "echo-hold":  # keep our side open after the peer's FIN, until killed
+                        print("eof", flush=True)
+                        threading.Event().wait()
                 # Then exit at once: closing the server delivers what is
                 # still on its way, as a process exit does for kernel sockets.
         elif mode == "send":
