@@ -370,7 +370,7 @@ func (s *server) shutdown(linger time.Duration) cutStats {
 	for ln := range s.listeners {
 		ln.close()
 	}
-	if linger > 0 && !s.hurried() {
+	if !s.hurried() { // close hurries a linger of 0 before it gets here
 		// A held connection closes as a kernel's does at exit: FIN after
 		// what was written. With no linger there is no time for that,
 		// and a FIN sent now could be acknowledged before awaitBridges
