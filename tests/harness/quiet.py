@@ -26,6 +26,22 @@ def hop_by_hop_next(frame: bytes) -> int | None:
     return frame[54] if frame[20] == HOP_BY_HOP and len(frame) > 54 else None
 
 
+def describe_ipv4(frame: bytes) -> str:
+    """One IPv4 frame: addresses, protocol, and for TCP and UDP the ports (TCP: flags)."""
+    proto, header = frame[23], 14 + (frame[14] & 0x0F) * 4
+    text = f"IPv4 to {ipaddress.IPv4Address(frame[30:34])} proto {proto}"
+    text += f" from {ipaddress.IPv4Address(frame[26:30])}"
+    if proto in (6, 17) and len(frame) >= header + 4:
+        ports = (
+            int.from_bytes(frame[header : header + 2], "big"),
+            int.from_bytes(frame[header + 2 : header + 4], "big"),
+        )
+        text += f" ports {ports[0]} -> {ports[1]}"
+        if proto == 6 and len(frame) > header + 13:
+            text += f" flags {frame[header + 13]:#04x}"
+    return text
+
+
 def stray_packets(sock: socket.socket) -> list[str]:
     """Describe captured IP packets (IPv6 neighbour discovery and MLD aside)."""
     found: list[str] = []
@@ -36,6 +52,6 @@ def stray_packets(sock: socket.socket) -> list[str]:
             return found
         ethertype = int.from_bytes(frame[12:14], "big")
         if ethertype == 0x0800:
-            found.append(f"IPv4 to {ipaddress.IPv4Address(frame[30:34])} proto {frame[23]}")
+            found.append(describe_ipv4(frame))
         elif ethertype == 0x86DD and ICMPV6 not in (frame[20], hop_by_hop_next(frame)):
             found.append(f"IPv6 to {ipaddress.IPv6Address(frame[38:54])} next header {frame[20]}")
