@@ -57,13 +57,11 @@ def settle_goroutines(at_most: int, timeout: float = 120.0) -> None:
     node's goroutines can take seconds to end under load. On failure the
     message counts the remaining goroutines by where they were created.
     """
-    deadline = time.monotonic() + timeout
-    while (count := go_counter("goroutines")) > at_most:
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"{count} goroutines after {timeout} s, not <= {at_most}:\n{goroutine_summary()}"
-            )
-        time.sleep(0.05)
+    eventually(
+        lambda: go_counter("goroutines") <= at_most,
+        timeout,
+        explain=lambda: f"{go_counter('goroutines')} goroutines, not <= {at_most}:\n{goroutine_summary()}",
+    )
 
 
 def goroutine_summary(most: int = 12) -> str:
@@ -81,12 +79,18 @@ def goroutine_summary(most: int = 12) -> str:
     return "\n".join(f"{n:5} {creator}" for creator, n in creators.most_common(most))
 
 
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll a condition that settles asynchronously (goroutines ending)."""
+def eventually(
+    check: Callable[[], bool], timeout: float = 10.0, explain: Callable[[], str] | None = None
+) -> None:
+    """Poll a condition that settles asynchronously (goroutines ending).
+
+    ``explain``, if given, adds to the failure message what the state was.
+    """
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached in {timeout} s")
+            detail = f":\n{explain()}" if explain else ""
+            raise AssertionError(f"condition not reached in {timeout} s{detail}")
         time.sleep(0.01)
 
 
