@@ -5,7 +5,9 @@ from __future__ import annotations
 import collections
 import hashlib
 import os
+import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -92,6 +94,27 @@ def eventually(
             detail = f":\n{explain()}" if explain else ""
             raise AssertionError(f"condition not reached in {timeout} s{detail}")
         time.sleep(0.01)
+
+
+#: In a child's environment: on SIGABRT it writes each thread's Python stack to stderr.
+DUMP_ON_ABORT = {"PYTHONFAULTHANDLER": "1"}
+
+#: How long a child may take to exit once told to: a hang guard, far above any slowness.
+EXIT_GUARD = 120.0
+
+
+def exit_output(proc: subprocess.Popen[str], guard: float = EXIT_GUARD) -> tuple[str, str]:
+    """Wait for ``proc`` to exit and return its stdout and stderr.
+
+    If it is still running after ``guard`` seconds, it hangs: abort it and
+    fail with where its threads were (it must have run with DUMP_ON_ABORT).
+    """
+    try:
+        return proc.communicate(timeout=guard)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate(timeout=guard)
+        pytest.fail(f"still running after {guard:.0f} s; stdout {out!r}; its threads:\n{err[-6000:]}")
 
 
 def read_until_error(sock: socket.socket) -> tuple[bytes, OSError]:

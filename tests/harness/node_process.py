@@ -6,6 +6,8 @@ reaches the point the test waits for.
 
     python node_process.py echo HOSTNAME STATE_DIR   serve one echo connection on :7, then exit
     python node_process.py block-up HOSTNAME STATE_DIR   Ctrl-C target: up() forever
+    python node_process.py block-up-signalled-elsewhere HOSTNAME STATE_DIR
+        up() forever, and SIGINT to another thread once the main thread waits in poll
     python node_process.py block-accept HOSTNAME STATE_DIR
     python node_process.py block-dial HOSTNAME STATE_DIR ADDRESS
     python node_process.py send HOSTNAME STATE_DIR ADDRESS TEXT   print what an echo at ADDRESS returns
@@ -14,10 +16,14 @@ reaches the point the test waits for.
 
 from __future__ import annotations
 
+import os
+import platform
+import signal
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
 import tailnet
 
@@ -36,11 +42,32 @@ def has_relay(server: tailnet.Server, peer: str) -> bool:
     return status is not None and status.derp_region is not None
 
 
+#: The numbers of the system calls select.poll makes, by machine.
+POLL_CALLS = {"x86_64": {"7", "271"}, "aarch64": {"73"}}.get(platform.machine(), set())
+
+
+def signal_elsewhere_once_waiting(main_thread: int) -> None:
+    """Once the main thread sleeps in poll, run the SIGINT handler on this thread.
+
+    Python notes the signal, but no poll returns for it: the case of a
+    signal that arrives just before the main thread's poll begins.
+    """
+    status = f"/proc/{os.getpid()}/task/{main_thread}/syscall"
+    while Path(status).read_text().split()[0] not in POLL_CALLS:
+        time.sleep(0.001)
+    print("signalled while it waited", flush=True)
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+
 def main(mode: str, hostname: str, state_dir: str, *rest: str) -> None:
     server = tailnet.Server(hostname, state_dir=state_dir, ephemeral=True)
     try:
         if mode == "block-up":
             print("blocking", flush=True)
+            server.up()
+        if mode == "block-up-signalled-elsewhere":
+            print("blocking", flush=True)
+            threading.Thread(target=signal_elsewhere_once_waiting, args=(threading.get_native_id(),)).start()
             server.up()
         if mode == "try-up":
             print(try_up(server, float(rest[0])), flush=True)
