@@ -22,7 +22,15 @@ from typing import IO, Any
 
 import httpx
 import pytest
-from harness.helpers import EchoServer, LoopbackEcho, assert_echoes_intact, read_until_error, recv_all
+from harness.helpers import (
+    DUMP_ON_ABORT,
+    EXIT_GUARD,
+    EchoServer,
+    LoopbackEcho,
+    assert_echoes_intact,
+    read_until_error,
+    recv_all,
+)
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -36,7 +44,7 @@ class Child:
     def __init__(self, *args: str, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
             [*MODULE, *args],
-            env=env,
+            env={**env, **DUMP_ON_ABORT},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -81,9 +89,16 @@ class Child:
         self.proc.stdin.flush()
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Signal it and return its exit status."""
+        """Signal it and return its exit status; if it hangs, fail with where its threads are."""
         self.proc.send_signal(sig)
-        return self.proc.wait(60)
+        try:
+            return self.proc.wait(EXIT_GUARD)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)  # DUMP_ON_ABORT: its threads' stacks on stderr
+            self.proc.wait(EXIT_GUARD)
+            stacks = "".join(self.rest("stderr"))[-6000:]
+            message = f"still running {EXIT_GUARD:.0f} s after signal {sig}; its threads:\n{stacks}"
+            raise AssertionError(message) from None
 
     def kill(self) -> None:
         self.proc.kill()

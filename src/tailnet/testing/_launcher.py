@@ -13,10 +13,11 @@ import os
 import secrets
 import signal
 import sys
-import threading
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from .._exceptions import TailnetError
+from .._waiting_sync import sleep_forever, wait_readable
 from . import LocalTailnet
 
 __all__ = ["COMMANDS", "DESCRIPTION", "add_options", "run"]
@@ -139,7 +140,7 @@ def _serve(net: LocalTailnet, commands: TextIO, out: TextIO, *, as_json: bool) -
             # A background job reading its terminal would be stopped (SIGTTIN):
             # it reads EIO instead, and keeps serving.
             signal.signal(signal.SIGTTIN, signal.SIG_IGN)
-        for line in commands:
+        for line in _lines(commands):
             if not line.strip():
                 continue
             if line.split()[0] == "quit":
@@ -148,7 +149,27 @@ def _serve(net: LocalTailnet, commands: TextIO, out: TextIO, *, as_json: bool) -
     except OSError as exc:
         if exc.errno != errno.EIO:
             raise
-        threading.Event().wait()  # until Ctrl-C or SIGTERM
+        sleep_forever()  # until Ctrl-C or SIGTERM
+
+
+def _lines(commands: TextIO) -> Iterator[str]:
+    """The lines of ``commands`` as they come, read so that a Ctrl-C is never lost.
+
+    A blocking read of a file, as ``for line in commands`` does, can miss a
+    signal that arrives just before the read begins (see
+    :mod:`tailnet._waiting_sync`); waiting in the library's helper cannot.
+    """
+    fd = commands.fileno()
+    pending = b""
+    while True:
+        wait_readable(fd, what="reading commands")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from (line.decode(errors="replace") for line in lines)
+    if pending:
+        yield pending.decode(errors="replace")
 
 
 def _obey(net: LocalTailnet, line: str) -> tuple[str | None, str | None]:
