@@ -9,6 +9,7 @@ namespace (root cannot write there either).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -65,6 +66,8 @@ def run_child(state_dir: Path, control_url: str, *, prefix: list[str], home: Pat
     script.chmod(0o644)
     env = {**os.environ, **QUIET_ENVIRONMENT, "TS_CONTROL_URL": control_url, "HOME": str(home)}
     env.pop("TS_AUTHKEY", None)
+    if prefix is AS_NOBODY and (why := nobody_cannot_run_tailnet()):
+        pytest.skip(why)
     done = subprocess.run(
         [*prefix, sys.executable, str(script), str(state_dir)],
         env=env,
@@ -79,6 +82,29 @@ def run_child(state_dir: Path, control_url: str, *, prefix: list[str], home: Pat
 
 
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+@functools.cache
+def nobody_cannot_run_tailnet() -> str | None:
+    """Why ``nobody`` cannot import tailnet from this checkout, or None if it can.
+
+    A checkout in a directory only root may enter (``mktemp -d`` makes mode
+    700) hides its Python and its editable install from other users.
+    """
+    done = subprocess.run(
+        [*AS_NOBODY, sys.executable, "-c", "import tailnet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode == 0:
+        return None
+    lines = (done.stderr.strip() or f"exit status {done.returncode}").splitlines()
+    return (
+        f"user nobody cannot run tailnet from this checkout ({lines[-1]}); "
+        "check it out where other users may read it to run these tests"
+    )
 
 
 def start(path: Path, control_url: str) -> tailnet.Server:
