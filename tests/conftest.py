@@ -4,6 +4,7 @@ users get, are overridden or used here; helpers live in harness.helpers."""
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -12,6 +13,19 @@ from harness.helpers import EchoServer, aknows, knows, node_name_base
 
 import tailnet
 from tailnet.testing import LocalTailnet
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Make sure the children that tests interrupt can see Ctrl-C.
+
+    A shell starts a background command (``nohup ./dev test &``) with
+    SIGINT ignored, and every child inherits that. A child started so
+    rightly ignores Ctrl-C, and the tests that send it SIGINT would wait
+    for an exit that never comes. Handling SIGINT here, as Python does by
+    default, makes children start with the default disposition again.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="module")
