@@ -87,21 +87,27 @@ def test_ctrl_c_interrupts_blocking_calls(mode: str, tmp_path: Path, local_tailn
         silent.close()
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "aarch64"), reason="knows poll's numbers there only")
+@pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "aarch64") or not Path("/proc/self/syscall").exists(),
+    reason="needs /proc/PID/syscall and poll's numbers (known for x86_64 and aarch64)",
+)
+@pytest.mark.parametrize("wait", ["up", "up-on-event"])
 def test_ctrl_c_noted_but_not_delivered_to_the_waiting_thread_interrupts(
-    tmp_path: Path, local_tailnet: LocalTailnet
+    wait: str, tmp_path: Path, local_tailnet: LocalTailnet
 ) -> None:
     """A SIGINT whose handler ran elsewhere wakes no ``poll``: the waiting main thread must notice it anyway.
 
     That is also what happens when the signal arrives just before the wait
     begins; under load it left up() and accept() asleep after Ctrl-C.
+    ``up(on_event=...)`` waits in a loop of its own, so it is tried too.
     """
     silent = socket.create_server(("127.0.0.1", 0))
     proc = spawn(
         local_tailnet,
         tmp_path,
         "block-up-signalled-elsewhere",
-        "ctrlc-elsewhere",
+        f"ctrlc-elsewhere-{wait}",
+        *(["on_event"] if wait == "up-on-event" else []),
         TS_CONTROL_URL=f"http://127.0.0.1:{silent.getsockname()[1]}",
     )
     try:

@@ -11,11 +11,13 @@ Ctrl-C: a signal interrupts a ``poll`` of the main thread, and Python then
 raises KeyboardInterrupt. But a signal whose handler ran just before the
 ``poll`` began, or on another thread, interrupts nothing: Python has noted
 it, and would raise it at its next bytecode, but the thread sleeps in the
-kernel. Under load that happened in 2 of 75 tries (a wait begins while
-the node's log thread takes the GIL). So the main thread waits in slices
+kernel. Under load that happened to 4 of 167 children interrupted as
+up() began (the node's log thread takes the GIL then, which widens the
+window; docs/reliability.md). So the main thread waits in slices
 of :data:`SIGNAL_CHECK` seconds, as psycopg does: a Ctrl-C is never lost,
 and takes at most that long in this rare case. Other threads run no
-signal handlers, and wait in one piece.
+signal handlers, and need no slices. Every wait of the sync API goes
+through :func:`longest_sleep`, here and in :mod:`tailnet._watch_sync`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ __all__ = [
     "SIGNAL_CHECK",
     "complete",
     "finish",
+    "longest_sleep",
+    "next_step",
     "retry",
     "sleep_forever",
     "wait_readable",
@@ -115,10 +119,10 @@ def _wait(fd: int, events: int, timeout: float | None, what: str) -> None:
     poller = select.poll()
     poller.register(fd, events)
     deadline = None if timeout is None else time.monotonic() + timeout
-    longest = _longest_sleep()
+    longest = longest_sleep()
     while True:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        step = _step(remaining, longest)
+        step = next_step(remaining, longest)
         if poller.poll(None if step is None else step * 1000):
             return
         if remaining is not None and step is not None and remaining <= step:
@@ -127,17 +131,17 @@ def _wait(fd: int, events: int, timeout: float | None, what: str) -> None:
 
 def sleep_forever() -> NoReturn:
     """Sleep until a signal's handler raises (Ctrl-C, or SIGTERM made into KeyboardInterrupt)."""
-    longest = _longest_sleep() or 3600.0
+    longest = longest_sleep() or 3600.0
     while True:
         time.sleep(longest)
 
 
-def _longest_sleep() -> float | None:
+def longest_sleep() -> float | None:
     """How long one ``poll`` of this thread may last: :data:`SIGNAL_CHECK` on the main thread."""
     return SIGNAL_CHECK if threading.current_thread() is threading.main_thread() else None
 
 
-def _step(remaining: float | None, longest: float | None) -> float | None:
+def next_step(remaining: float | None, longest: float | None) -> float | None:
     """The next ``poll``'s timeout: what remains, at most ``longest`` (None: no limit)."""
     if remaining is None:
         return longest
@@ -170,7 +174,7 @@ def wait_socket(sock: socket.socket, timeout: float | None, what: str, *, writab
     poller = select.poll()
     poller.register(number, select.POLLOUT if writable else select.POLLIN)
     deadline = None if timeout is None else time.monotonic() + timeout
-    longest = min(_RECHECK, _longest_sleep() or _RECHECK)
+    longest = min(_RECHECK, longest_sleep() or _RECHECK)
     while True:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         step = longest if remaining is None else min(remaining, longest)

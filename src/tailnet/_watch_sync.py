@@ -14,7 +14,7 @@ from ._exceptions import ClosedError
 from ._info import WatchEvent
 from ._node import Node
 from ._public import present, qualified_name
-from ._waiting_sync import retry, wait_readable
+from ._waiting_sync import longest_sleep, next_step, retry, wait_readable
 from ._watch import RUNNING_EVENT, RUNNING_EVENT_GRACE, WatchCore
 
 __all__ = ["Watcher", "up_with_events"]
@@ -97,11 +97,14 @@ def _relay(
     if stop_fd is not None:
         poller.register(stop_fd, select.POLLIN)
     deadline = None if timeout is None else time.monotonic() + timeout
+    longest = longest_sleep()  # on the main thread, slices: a Ctrl-C is never lost
     stop = False
     while not stop:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready = poller.poll(None if remaining is None else remaining * 1000)
-        stop = any(fd == stop_fd for fd, _ in ready) or remaining == 0.0
+        step = next_step(remaining, longest)
+        ready = poller.poll(None if step is None else step * 1000)
+        expired = deadline is not None and time.monotonic() >= deadline
+        stop = expired or any(fd == stop_fd for fd, _ in ready)
         for event in core.ready():
             on_event(event)
             if event == RUNNING_EVENT:

@@ -6,7 +6,7 @@ reaches the point the test waits for.
 
     python node_process.py echo HOSTNAME STATE_DIR   serve one echo connection on :7, then exit
     python node_process.py block-up HOSTNAME STATE_DIR   Ctrl-C target: up() forever
-    python node_process.py block-up-signalled-elsewhere HOSTNAME STATE_DIR
+    python node_process.py block-up-signalled-elsewhere HOSTNAME STATE_DIR [on_event]
         up() forever, and SIGINT to another thread once the main thread waits in poll
     python node_process.py block-accept HOSTNAME STATE_DIR
     python node_process.py block-dial HOSTNAME STATE_DIR ADDRESS
@@ -46,14 +46,17 @@ def has_relay(server: tailnet.Server, peer: str) -> bool:
 POLL_CALLS = {"x86_64": {"7", "271"}, "aarch64": {"73"}}.get(platform.machine(), set())
 
 
-def signal_elsewhere_once_waiting(main_thread: int) -> None:
-    """Once the main thread sleeps in poll, run the SIGINT handler on this thread.
+def signal_elsewhere_once_waiting(main_thread: int, function: str) -> None:
+    """Once the main thread sleeps in poll inside ``function``, run the SIGINT handler on this thread.
 
     Python notes the signal, but no poll returns for it: the case of a
     signal that arrives just before the main thread's poll begins.
     """
-    status = f"/proc/{os.getpid()}/task/{main_thread}/syscall"
-    while Path(status).read_text().split()[0] not in POLL_CALLS:
+    status = Path(f"/proc/{os.getpid()}/task/{main_thread}/syscall")
+    frames = sys._current_frames  # the one way to see where another thread is
+    ident = threading.main_thread().ident
+    assert ident is not None  # it runs
+    while not (status.read_text().split()[0] in POLL_CALLS and frames()[ident].f_code.co_name == function):
         time.sleep(0.001)
     print("signalled while it waited", flush=True)
     signal.pthread_kill(threading.get_ident(), signal.SIGINT)
@@ -67,7 +70,11 @@ def main(mode: str, hostname: str, state_dir: str, *rest: str) -> None:
             server.up()
         if mode == "block-up-signalled-elsewhere":
             print("blocking", flush=True)
-            threading.Thread(target=signal_elsewhere_once_waiting, args=(threading.get_native_id(),)).start()
+            waits_in = "_relay" if rest == ("on_event",) else "_wait"  # where up() polls
+            args = (threading.get_native_id(), waits_in)
+            threading.Thread(target=signal_elsewhere_once_waiting, args=args, daemon=True).start()
+            if rest == ("on_event",):  # up() then waits for events, in a loop of its own
+                server.up(on_event=lambda event: None)
             server.up()
         if mode == "try-up":
             print(try_up(server, float(rest[0])), flush=True)
