@@ -160,6 +160,7 @@ def _lines(commands: TextIO) -> Iterator[str]:
     :mod:`tailnet._waiting_sync`); waiting in the library's helper cannot.
     """
     fd = commands.fileno()
+    encoding = getattr(commands, "encoding", None) or "utf-8"
     pending = b""
     while True:
         wait_readable(fd, what="reading commands")
@@ -167,9 +168,9 @@ def _lines(commands: TextIO) -> Iterator[str]:
         if not chunk:
             break
         *lines, pending = (pending + chunk).split(b"\n")
-        yield from (line.decode(errors="replace") for line in lines)
+        yield from (line.decode(encoding, "replace") for line in lines)
     if pending:
-        yield pending.decode(errors="replace")
+        yield pending.decode(encoding, "replace")
 
 
 def _obey(net: LocalTailnet, line: str) -> tuple[str | None, str | None]:
