@@ -13,12 +13,13 @@ import (
 )
 
 // Node events: the backend's state changes, login URLs and errors, read
-// from tsnet's IPN bus (LocalClient.WatchIPNBus). Each server keeps the
-// latest state and login URL (nodeState, updated by one goroutine it
-// owns, which also logs each new login URL the moment it is known) so
-// that reading them never blocks, and streams events to any
-// number of watch descriptors: JSON lines, one goroutine per descriptor,
-// stopped when the server closes or the caller closes its end.
+// from tsnet's IPN bus (LocalClient.WatchIPNBus). Each server reads the
+// bus in one goroutine it owns, the tracker: it keeps the latest state
+// and login URL (nodeState) so that reading them never blocks, logs each
+// new login URL the moment it is known, and only then hands the event to
+// every watch descriptor (JSON lines, one goroutine per descriptor,
+// stopped when the server closes or the caller closes its end). So an
+// event never reaches Python before the state it reports can be read.
 
 // nodeEvent is one event; exactly one field is set. On a watch
 // descriptor it is one line of JSON.
@@ -70,16 +71,20 @@ func (s *server) watchBus(ctx context.Context, emit func(nodeEvent) error) error
 	}
 }
 
-// nodeState is the backend state and pending login URL last seen.
+// nodeState is the backend state and pending login URL last seen, and
+// the watches the tracker hands each event to.
 type nodeState struct {
 	mu       sync.Mutex
 	tracking bool
-	stopped  bool // the tracking goroutine has ended
+	stopped  bool   // the tracking goroutine has ended
+	failure  string // why, if the bus failed while the server was open
 	state    string
 	loginURL string
 	changed  chan struct{} // if not nil, closed at the next change
+	watches  map[*watchQueue]struct{}
 }
 
+// apply records ev, then queues it for every watch.
 func (ns *nodeState) apply(ev nodeEvent) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
@@ -93,13 +98,52 @@ func (ns *nodeState) apply(ev nodeEvent) {
 		}
 	}
 	ns.notifyLocked()
+	for q := range ns.watches {
+		q.push(ev)
+	}
 }
 
-func (ns *nodeState) stop() {
+// stop records that tracking has ended (failure: why, "" if the server
+// closed) and ends every watch.
+func (ns *nodeState) stop(failure string) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	ns.stopped = true
+	ns.failure = failure
 	ns.notifyLocked()
+	for q := range ns.watches {
+		q.end(failure)
+	}
+}
+
+// subscribe returns a new watch's queue, holding the current state (and
+// login URL) first if the tracker has seen one; the tracker's first event
+// brings it otherwise.
+func (ns *nodeState) subscribe() *watchQueue {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	q := &watchQueue{wake: make(chan struct{}, 1)}
+	if ns.state != "" {
+		q.push(nodeEvent{State: ns.state})
+		if ns.loginURL != "" {
+			q.push(nodeEvent{LoginURL: ns.loginURL})
+		}
+	}
+	if ns.stopped {
+		q.end(ns.failure)
+		return q
+	}
+	if ns.watches == nil {
+		ns.watches = make(map[*watchQueue]struct{})
+	}
+	ns.watches[q] = struct{}{}
+	return q
+}
+
+func (ns *nodeState) unsubscribe(q *watchQueue) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	delete(ns.watches, q)
 }
 
 func (ns *nodeState) notifyLocked() {
@@ -166,19 +210,23 @@ func (s *server) startTracking() {
 	}
 	go func() {
 		defer s.wg.Done()
-		defer s.node.stop()
+		failure := "watching the node stopped: internal error" // unless it ends as below
+		defer func() { s.node.stop(failure) }()
 		defer recoverGoroutine("state tracker", s.log.debugf, func() {})
 		announced := "" // the login URL last logged
 		err := s.watchBus(s.ctx, func(ev nodeEvent) error {
-			s.node.apply(ev)
 			if ev.LoginURL != "" && ev.LoginURL != announced {
 				announced = ev.LoginURL
 				s.log.loginf(ev.LoginURL)
 			}
+			s.node.apply(ev)
 			return nil
 		})
 		if s.ctx.Err() == nil {
 			s.log.debugf("tailnet: state tracking stopped: %v", err)
+			failure = "watching the node failed: " + err.Error()
+		} else {
+			failure = ""
 		}
 	}()
 }
@@ -244,10 +292,73 @@ func (s *server) runWatch(c net.Conn) {
 	defer wg.Wait()
 	defer c.Close()
 	defer recoverGoroutine("watch", s.log.debugf, func() {})
-	err := s.watchBus(ctx, func(ev nodeEvent) error { return writeEvent(c, ev) })
-	if ctx.Err() == nil && err != nil {
-		writeEvent(c, nodeEvent{Error: "watching the node failed: " + err.Error()})
+	q := s.node.subscribe()
+	defer s.node.unsubscribe(q)
+	relayEvents(ctx, q, c)
+}
+
+// relayEvents writes the events queued on q to c until ctx ends, a write
+// fails or tracking ends (its failure, if any, as a last "error" event).
+func relayEvents(ctx context.Context, q *watchQueue, c net.Conn) {
+	for {
+		events, ended, failure := q.take()
+		for _, ev := range events {
+			if writeEvent(c, ev) != nil {
+				return
+			}
+		}
+		if ended {
+			if failure != "" && ctx.Err() == nil {
+				writeEvent(c, nodeEvent{Error: failure})
+			}
+			return
+		}
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
+			return
+		}
 	}
+}
+
+// watchQueue holds the events the tracker has handed one watch and its
+// goroutine has not written yet.
+type watchQueue struct {
+	mu      sync.Mutex
+	events  []nodeEvent
+	ended   bool
+	failure string
+	wake    chan struct{} // capacity 1: something to take
+}
+
+func (q *watchQueue) push(ev nodeEvent) {
+	q.mu.Lock()
+	q.events = append(q.events, ev)
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *watchQueue) end(failure string) {
+	q.mu.Lock()
+	q.ended, q.failure = true, failure
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *watchQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued events (emptying the queue), whether the watch
+// has ended, and why.
+func (q *watchQueue) take() (events []nodeEvent, ended bool, failure string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	events, q.events = q.events, nil
+	return events, q.ended, q.failure
 }
 
 func writeEvent(c net.Conn, ev nodeEvent) error {
