@@ -8,7 +8,8 @@ hand: ``cd go && go test -run '^$' -fuzz FuzzArguments -fuzztime 10m .``
 
 The unit tests of the bridge's socketpair end (the held byte that turns an
 abort into ECONNRESET) and of the gVisor internals it reads run too, and
-the check that ``go/errors.go``'s return codes are ``go/tailscale.h``'s.
+the check that ``go/errors.go``'s return codes are ``go/tailscale.h``'s, and
+that a watch gets each event only after the tracked state has it.
 
 The test binary is built first, on its own: on a busy machine the build
 alone takes minutes, and its time must not count against anything but a
@@ -80,7 +81,7 @@ def test_go_unit_tests(go_test_binary: Path) -> None:
     output = run_go_test(
         go_test_binary,
         "-test.run",
-        "^(TestPairEnd|TestEndpointInternals|TestNetstackQueueInternals|TestReturnCodes)",
+        "^(TestPairEnd|TestEndpointInternals|TestNetstackQueueInternals|TestReturnCodes|TestWatches)",
         "-test.v",
     )
     for name in (
@@ -91,5 +92,6 @@ def test_go_unit_tests(go_test_binary: Path) -> None:
         "TestEndpointInternals",
         "TestNetstackQueueInternals",
         "TestReturnCodesMatchTheHeader",
+        "TestWatchesFollowTheTrackedState",
     ):
         assert f"--- PASS: {name}" in output
