@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 import anyio
@@ -104,16 +105,29 @@ class AcceptLoop:
         try:
             while True:
                 conn = await retry(listener.receive, listener.sock, lambda: listener.closed)
-                setup = loop.create_task(self._connect(TailnetSocket.adopt_connection(conn)))
+                sock = TailnetSocket.adopt_connection(conn)
+                setup = loop.create_task(self._connect(sock))
                 self._setups.add(setup)
-                setup.add_done_callback(self._setups.discard)
+                setup.add_done_callback(functools.partial(self._setup_done, sock))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._listener_closed()
         finally:
             listener.close()
 
+    def _setup_done(self, sock: TailnetSocket, setup: asyncio.Task[None]) -> None:
+        """Forget a finished setup; close its socket if it was cancelled.
+
+        ``_connect`` closes the socket when it is cancelled, but a task
+        cancelled before its first step never runs it: without this, a
+        connection accepted just as the server closes would keep its
+        descriptor until garbage collection.
+        """
+        self._setups.discard(setup)
+        if setup.cancelled():
+            sock.close()
+
     def close(self) -> None:
-        """Stop accepting (the listener closes) and abandon connections still being set up."""
+        """Stop accepting (the listener closes) and close connections still being set up."""
         self._task.cancel()
         for setup in self._setups:
             setup.cancel()
