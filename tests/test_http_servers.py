@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import http.server
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
+import anyio.abc
 import httpx
 import pytest
 import requests
@@ -28,6 +30,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import tailnet
+from tailnet._accepted import AcceptLoop
+from tailnet._server import core_of
 from tailnet.requests import TailnetAdapter
 from tailnet.socketserver import TCPServer, ThreadingTCPServer
 from tailnet.testing import LocalTailnet
@@ -126,6 +130,55 @@ def test_serve_asgi_blocks_until_the_server_closes(
     thread.join(30)
     assert not thread.is_alive()
     assert app.events == ["startup", "shutdown"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the loop hands sockets to asyncio servers
+async def test_a_connection_accepted_as_its_server_closes_is_closed(
+    local_tailnet: LocalTailnet, anyio_backend: str
+) -> None:
+    """The ASGI and aiohttp servers' accept loop closes a connection whose set-up it cancelled before it ran.
+
+    Its ``close`` cancels the set-ups in progress; a task cancelled before
+    its first step never runs, so ``_connect`` could not close the socket,
+    which then waited for garbage collection (a ResourceWarning under load).
+    The set-up is cancelled here as it is created, which a close can only
+    sometimes do, and its socket held, so only the loop can close it.
+    """
+    loop = asyncio.get_running_loop()
+    held: list[socket.socket] = []
+
+    def cancel_set_ups(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        if getattr(coro, "__qualname__", "").endswith("._connect"):
+            held.append(coro.cr_frame.f_locals["sock"])
+            task.cancel()
+        return task
+
+    class Acceptor(AcceptLoop):
+        async def _connect(self, sock: tailnet.TailnetSocket) -> None:
+            raise AssertionError("a cancelled set-up ran")
+
+    async with (
+        local_tailnet.async_server("accept-closing") as service,
+        local_tailnet.async_server("accept-closing-c") as client,
+    ):
+        listener = await service.listen("tcp", ":8002")
+        async with await client.dial("tcp", "accept-closing:8002", timeout=30) as stream:
+            loop.set_task_factory(cancel_set_ups)
+            try:
+                acceptor = Acceptor(core_of(listener))
+                with anyio.fail_after(60):  # a hang guard
+                    while not held or acceptor._setups:  # accepted, then its cancelled set-up done
+                        await asyncio.sleep(0.01)
+            finally:
+                loop.set_task_factory(None)
+            acceptor.close()
+            await acceptor.wait_closed()
+            assert held[0].fileno() == -1
+            with anyio.fail_after(60), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                await stream.receive()
+        del held[:]
 
 
 async def refused(client: tailnet.AsyncServer, address: str) -> None:
