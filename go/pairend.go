@@ -28,6 +28,16 @@ type pairEnd struct {
 	inFlight atomic.Int64 // bytes copyTo has taken off the queue and not yet written
 }
 
+// callerSendBuffer is the SO_SNDBUF asked for the caller's end (Linux
+// doubles it, capped at net.core.wmem_max: 416 KiB by default, against
+// 208 KiB unset). A writer blocked on a full buffer is woken only once
+// what it has queued falls to a quarter of the buffer (unix_writable in
+// net/unix/af_unix.c), and the held byte keeps its whole kernel buffer
+// queued: with the default size, the 64 KiB buffers of sendfile and
+// splice stayed above that quarter, and the writer slept forever. The
+// quarter of this size is above any buffer a write makes.
+const callerSendBuffer = 256 << 10
+
 // newPairEnd makes a connection's socketpair: ours, and the caller's
 // descriptor (which it then owns).
 func newPairEnd() (*pairEnd, int, error) { return openPairEnd(holdByte) }
@@ -38,6 +48,11 @@ func openPairEnd(hold func(mine, theirs int) (int, error)) (*pairEnd, int, error
 	mine, theirs, err := socketpair(unix.SOCK_STREAM)
 	if err != nil {
 		return nil, -1, err
+	}
+	if err := unix.SetsockoptInt(theirs, unix.SOL_SOCKET, unix.SO_SNDBUF, callerSendBuffer); err != nil {
+		closeFD(mine)
+		closeFD(theirs)
+		return nil, -1, fmt.Errorf("socketpair: SO_SNDBUF: %w", err)
 	}
 	held, err := hold(mine, theirs)
 	if err != nil {
@@ -61,7 +76,8 @@ func openPairEnd(hold func(mine, theirs int) (int, error)) (*pairEnd, int, error
 }
 
 // copyTo writes what the caller sends to w until the caller's EOF, or,
-// once draining reports true, until nothing more is queued. It returns nil
+// once draining reports true, until nothing more is queued (and from then
+// on the caller's writes fail: see takeLast). It returns nil
 // then; an error of w's from remoteSideError, of ours from callerSideError.
 // buf is the copy buffer.
 func (p *pairEnd) copyTo(w io.Writer, buf *copyBuffer, draining func() bool) error {
@@ -71,10 +87,7 @@ func (p *pairEnd) copyTo(w io.Writer, buf *copyBuffer, draining func() bool) err
 		}
 		data, err := p.takeWait(buf.get())
 		if errors.Is(err, os.ErrDeadlineExceeded) && draining() {
-			data, err = p.takeNow(buf.get())
-			if errors.Is(err, unix.EAGAIN) {
-				return nil // all the caller had written is out
-			}
+			data, err = p.takeLast(buf.get())
 		}
 		if err != nil {
 			return callerSideError(err)
@@ -104,9 +117,17 @@ func (p *pairEnd) takeWait(buf []byte) (data []byte, err error) {
 	return data, err
 }
 
-// takeNow is takeWait without the wait: EAGAIN if nothing is queued.
-func (p *pairEnd) takeNow(buf []byte) (data []byte, err error) {
-	cerr := p.raw.Control(func(fd uintptr) { data, err = p.take(int(fd), buf) })
+// takeLast ends the caller's sending and takes what it wrote before: it
+// shuts down our receiving side first, so that from then on the caller's
+// writes fail with EPIPE instead of piling up where nobody reads them,
+// then takes what is left. No data (and no error) means all the caller
+// wrote is out.
+func (p *pairEnd) takeLast(buf []byte) (data []byte, err error) {
+	cerr := p.raw.Control(func(fd uintptr) {
+		if err = unix.Shutdown(int(fd), unix.SHUT_RD); err == nil {
+			data, err = p.take(int(fd), buf)
+		}
+	})
 	if cerr != nil {
 		return nil, cerr
 	}
