@@ -8,7 +8,7 @@ descriptor that reports the tailnet addresses of its flow.
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from ._addresses import Address
 from ._public import present, qualified_name
@@ -18,7 +18,14 @@ if TYPE_CHECKING:
 
     from ._node import Connection, ConnectionFate
 
-__all__ = ["TailnetAddressedSocket", "TailnetSocket"]
+__all__ = ["MIN_SEND_BUFFER", "TailnetAddressedSocket", "TailnetSocket"]
+
+#: The smallest ``SO_SNDBUF`` a connection's socket takes, the size the
+#: library gives it (Linux doubles it, up to ``net.core.wmem_max``): the
+#: bridge keeps one byte of the caller's data queued so that an abort
+#: reads as a reset, and with less a writer blocked on a full buffer
+#: would not be woken (see docs/architecture.md).
+MIN_SEND_BUFFER = 256 << 10
 
 _S = TypeVar("_S", bound="TailnetAddressedSocket")
 
@@ -124,6 +131,45 @@ class TailnetSocket(TailnetAddressedSocket):
             super().sendall(data, flags)
         except (ConnectionResetError, BrokenPipeError) as exc:
             raise self._aborted(exc, reading=False) from None
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **options: Any) -> Any:
+        """As :meth:`socket.socket.makefile`; a writer is flushed when the server closes.
+
+        With a kernel socket, data a forgotten file object still buffers
+        is written when the interpreter collects it, the socket being open
+        as long as the file is; here the server's close would end the
+        connection first, so it flushes such writers of its connections
+        before (see docs/python-api.md).
+        """
+        file = super().makefile(mode, buffering, **options)  # type: ignore[call-overload]
+        fate = getattr(self, "_tailnet_fate", None)
+        if fate is not None and "w" in mode:
+            fate.track_writer(file, self.fileno())
+        return file
+
+    @overload
+    def setsockopt(self, level: int, optname: int, value: int | ReadableBuffer, /) -> None: ...
+
+    @overload
+    def setsockopt(self, level: int, optname: int, value: None, optlen: int, /) -> None: ...
+
+    def setsockopt(
+        self, level: int, optname: int, value: int | ReadableBuffer | None, optlen: int | None = None, /
+    ) -> None:
+        """As :meth:`socket.socket.setsockopt`; ``SO_SNDBUF`` is raised to :data:`MIN_SEND_BUFFER`.
+
+        A smaller send buffer could leave a blocked writer asleep for good
+        (docs/architecture.md), so a smaller value is taken as that
+        minimum, as the kernel raises a value below its own minimum.
+        """
+        if value is None or optlen is not None:
+            if value is not None or optlen is None:
+                raise TypeError("setsockopt takes optlen only with a value of None")
+            super().setsockopt(level, optname, None, optlen)
+            return
+        if level == socket.SOL_SOCKET and optname == socket.SO_SNDBUF and isinstance(value, int):
+            value = max(value, MIN_SEND_BUFFER)
+        super().setsockopt(level, optname, value)
 
     def abort(self) -> None:
         """Abort the connection, as closing a TCP socket with ``SO_LINGER`` 0 does.
