@@ -13,11 +13,13 @@ facade does its own waiting. Every call into the library goes through
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
 import logging
 import os
 import socket
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +140,10 @@ class ConnectionFate:
             return why
         return ConnectionReset(f"the tailnet server {node.config.hostname!r} was closed")
 
+    def track_writer(self, file: io.IOBase, fd: int) -> None:
+        """Have the node flush ``file``, a buffered writer over the connection's ``fd``, as it closes."""
+        self._node.track_writer(file, fd)
+
     def abort(self) -> None:
         """Reset the connection: the peer gets a RST, and its socket here reads ECONNRESET.
 
@@ -255,6 +261,7 @@ class Node:
         self.handle: int = calls.new()
         self._lock = threading.Lock()
         self._closed = False
+        self._writers: weakref.WeakKeyDictionary[io.IOBase, int] = weakref.WeakKeyDictionary()
         self._state_dir: Path | None = None
         self._store_server: StoreServer | None = None
         self._state_dir_ready = False
@@ -471,6 +478,18 @@ class Node:
         except BaseException:
             self._release()
             raise
+
+    def track_writer(self, file: io.IOBase, fd: int) -> None:
+        """Remember a ``makefile`` writer of one of the node's connections (see ``close_nodes``)."""
+        with self._lock:
+            self._writers[file] = fd
+
+    def take_writers(self) -> list[tuple[io.IOBase, int]]:
+        """The ``makefile`` writers still open that :meth:`track_writer` remembered, forgetting them."""
+        with self._lock:
+            writers = [(file, fd) for file, fd in self._writers.items() if not file.closed]
+            self._writers.clear()
+        return writers
 
     def finish_close(self, op: Operation, *, completed: bool) -> None:
         """Collect a close that :meth:`begin_close` started, and release the node.

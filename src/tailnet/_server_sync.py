@@ -8,6 +8,8 @@ for name.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
@@ -16,7 +18,7 @@ from ._addresses import Address, IPAddress
 from ._binding import formats
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_sync import DatagramSocket, TailnetDatagramSocket
-from ._exceptions import ClosedError
+from ._exceptions import ClosedError, TailnetTimeout
 from ._forward import LocalSpec, open_forward
 from ._forward_sync import Forwarder
 from ._info import PING_TIMEOUT, Loopback, PeerIdentity, PingKind, PingResult, Status, WatchEvent
@@ -25,7 +27,7 @@ from ._node import ListenerCore, Node, open_nodes
 from ._public import present, qualified_name
 from ._server import ARGUMENTS_DOC, ServerBase
 from ._stream_sync import TailnetSocket
-from ._waiting_sync import complete, finish, retry, wait_readable
+from ._waiting_sync import complete, finish, retry, wait_readable, wait_writable
 from ._watch_sync import Watcher, up_with_events
 
 if TYPE_CHECKING:
@@ -41,7 +43,18 @@ def close_nodes(nodes: Iterable[Node]) -> None:
 
     They close concurrently. Ctrl-C while waiting cuts the linger short
     (the connections still delivering are aborted) and is then raised.
+    First, what their connections' ``makefile`` writers still buffer is
+    flushed (see :func:`flush_writers`).
     """
+    nodes = list(nodes)
+    try:
+        for node in nodes:
+            flush_writers(node)
+    except BaseException:  # interrupted: close without lingering
+        for node in nodes:
+            if (op := node.begin_close()) is not None:
+                node.finish_close(op, completed=False)
+        raise
     closing = [(node, op) for node in nodes if (op := node.begin_close()) is not None]
     for index, (node, op) in enumerate(closing):
         completed = False
@@ -53,6 +66,29 @@ def close_nodes(nodes: Iterable[Node]) -> None:
             if not completed:  # interrupted: cut the others short too
                 for other, other_op in closing[index + 1 :]:
                     other.finish_close(other_op, completed=False)
+
+
+def flush_writers(node: Node) -> None:
+    """Flush what the ``makefile`` writers of node's connections still buffer.
+
+    A kernel socket stays open while a file object made from it does, and
+    the interpreter flushes a forgotten writer as it collects it, even at
+    exit; here closing the node ends its connections first, so it flushes
+    them itself. Each waits until its descriptor takes more (a writable
+    socketpair has three quarters of its send buffer free, and a writer
+    buffers 8 KiB by default), for at most the node's linger time in all;
+    a writer that cannot be flushed by then, or whose flush fails, is left
+    to the abort that ends its connection.
+    """
+    linger = node.config.linger
+    writers = node.take_writers()
+    if not writers or linger <= 0:
+        return
+    deadline = time.monotonic() + linger
+    for file, fd in writers:
+        with contextlib.suppress(OSError, ValueError, TailnetTimeout):
+            wait_writable(fd, max(0.0, deadline - time.monotonic()), "flushing a makefile() writer")
+            file.flush()
 
 
 @atexit.register
