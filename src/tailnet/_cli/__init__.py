@@ -23,7 +23,7 @@ import functools
 import http.server
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -83,6 +83,39 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if state is BackendState.RUNNING else 1
 
 
+def _run_until_signalled(main: Callable[[], Awaitable[None]]) -> None:
+    """``anyio.run(main)``, ended by Ctrl-C or SIGTERM as a ``KeyboardInterrupt``.
+
+    The event loop waits for them itself (``anyio.open_signal_receiver``,
+    which wakes its wait). A plain handler that raises is not enough: a
+    signal noted just before the loop begins to wait, or on another thread
+    (a Go thread, or while the main thread was in a call into Go), leaves
+    an idle loop asleep until its next event, which for a proxy with no
+    traffic never comes.
+    """
+    signalled = False
+
+    async def run() -> None:
+        nonlocal signalled
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                nonlocal signalled
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        signalled = True
+                        group.cancel_scope.cancel()
+                        return
+
+            group.start_soon(watch)
+            await main()
+            group.cancel_scope.cancel()
+
+    anyio.run(run)
+    if signalled:
+        raise KeyboardInterrupt
+
+
 def _proxy(args: argparse.Namespace) -> int:
     async def run() -> None:
         node = _node.async_server(args)
@@ -93,7 +126,7 @@ def _proxy(args: argparse.Namespace) -> int:
         finally:
             await node.aclose()
 
-    anyio.run(run)
+    _run_until_signalled(run)
     return 0
 
 
@@ -112,7 +145,7 @@ def _forward(args: argparse.Namespace) -> int:
         finally:
             await node.aclose()
 
-    anyio.run(run)
+    _run_until_signalled(run)
     return 0
 
 
