@@ -111,6 +111,42 @@ async def test_large_response_body_arrives_intact(nodes: AsyncPair) -> None:
         await client.dial("tcp", f"{web_node.hostname}:81", timeout=30)
 
 
+async def test_a_file_response_sent_with_sendfile_arrives_intact(
+    nodes: AsyncPair, tmp_path: os.PathLike[str]
+) -> None:
+    """web.FileResponse sends with the kernel's sendfile (64 KiB buffers).
+
+    The bridge's held byte kept one such buffer charged to the socket,
+    above the quarter of its send buffer at which Linux wakes a blocked
+    writer: the response stopped after 256 KiB and cleaning up hung.
+    """
+    client, web_node = nodes
+    body = os.urandom(4 << 20)
+    path = os.path.join(tmp_path, "blob")
+    with open(path, "wb") as f:
+        f.write(body)
+
+    async def send_file(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(path)
+
+    app = web.Application()
+    app.router.add_get("/file", send_file)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await tailnet.aiohttp.TailnetSite(runner, await web_node.listen("tcp", ":82")).start()
+    try:
+        with anyio.fail_after(120):  # a hang guard: it used to wait for ever
+            async with (
+                aiohttp.ClientSession(connector=client.aiohttp_connector()) as session,
+                session.get(f"http://{web_node.hostname}:82/file") as response,
+            ):
+                received = await response.read()
+    finally:
+        with anyio.fail_after(120):
+            await runner.cleanup()
+    assert hashlib.sha256(received).digest() == hashlib.sha256(body).digest()
+
+
 async def test_https_over_the_tailnet_and_no_whois_without_server(
     nodes: AsyncPair, local_tailnet: LocalTailnet
 ) -> None:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,9 +41,9 @@ MODULE = [sys.executable, "-m", "tailnet"]
 class Child:
     """A ``tailnet`` command in a process, whose output lines can be awaited with a deadline."""
 
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
+    def __init__(self, *args: str, env: dict[str, str], command: Sequence[str] = MODULE) -> None:
         self.proc = subprocess.Popen(
-            [*MODULE, *args],
+            [*command, *args],
             env={**env, **DUMP_ON_ABORT},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -121,8 +121,8 @@ def env(local_tailnet: LocalTailnet, tmp_path: Path) -> dict[str, str]:
 def children() -> Iterator[Callable[..., Child]]:
     made: list[Child] = []
 
-    def start(*args: str, env: dict[str, str]) -> Child:
-        child = Child(*args, env=env)
+    def start(*args: str, env: dict[str, str], command: Sequence[str] = MODULE) -> Child:
+        child = Child(*args, env=env, command=command)
         made.append(child)
         return child
 
@@ -403,6 +403,49 @@ class LoopbackTeller:
     def close(self) -> None:
         self.thread.join(60)
         self.sock.close()
+
+
+@pytest.mark.parametrize("command", ["proxy", "forward"])
+def test_sigterm_noted_on_another_thread_stops_an_idle_async_command(
+    children: Callable[..., Child],
+    env: dict[str, str],
+    tailnet_node: Callable[..., tailnet.Server],
+    command: str,
+) -> None:
+    """SIGTERM whose handler runs on another thread still stops proxy and forward.
+
+    Under load, `tailnet proxy` once stayed up 120 s after SIGTERM, idle in
+    its event loop: the signal had been noted, but nothing woke the loop.
+    The harness makes that certain (it raises SIGTERM on a thread of its
+    own once the main thread waits in epoll_wait); before the fix the
+    child never exited.
+    """
+    echo = LoopbackEcho()
+    node = tailnet_node("cli-signalled-target")
+    listener = node.listen("tcp", ":7")
+    args: tuple[str, ...]
+    if command == "proxy":
+        args = ("proxy", str(echo.port), "-n", "cli-signalled", "--port", "7001", "--ephemeral")
+    else:
+        args = ("forward", "0", f"{node.hostname}:7", "-n", "cli-signalled", "--ephemeral")
+    harness = Path(__file__).parent / "harness" / "cli_signalled_elsewhere.py"
+    child = children(*args, env=env, command=[sys.executable, str(harness)])
+    try:
+        child.expect("^forwarding ")
+        child.expect("^signalled while it waited", "stderr", timeout=EXIT_GUARD)
+        try:
+            status = child.proc.wait(EXIT_GUARD)
+        except subprocess.TimeoutExpired:
+            child.proc.send_signal(signal.SIGABRT)  # DUMP_ON_ABORT: its threads' stacks on stderr
+            child.proc.wait(EXIT_GUARD)
+            stacks = "".join(child.rest("stderr"))[-6000:]
+            raise AssertionError(
+                f"still running {EXIT_GUARD:.0f} s after SIGTERM; its threads:\n{stacks}"
+            ) from None
+        assert status == 0, child.rest("stderr")
+    finally:
+        listener.close()
+        echo.close()
 
 
 @pytest.mark.parametrize("reset", [False, True], ids=["close", "reset"])

@@ -164,3 +164,96 @@ def test_a_script_that_forgets_to_close_its_server_delivers_every_byte(
             sender.kill()
 
     run_many(5, one)
+
+
+@pytest.mark.parametrize("how", ["--sendfile", "--small-send-buffer"])
+def test_a_writer_the_bridge_holds_back_is_woken_and_delivers(
+    receiver: tuple[LocalTailnet, tailnet.Server], tmp_path: Path, how: str
+) -> None:
+    """sendfile and a small SO_SNDBUF used to leave the writer asleep for good.
+
+    The bridge keeps one byte of the caller's data queued (so that an
+    abort reads as a reset), which keeps that data's whole kernel buffer
+    charged to the writer; Linux wakes a blocked writer only below a
+    quarter of its send buffer, and sendfile's 64 KiB buffers, or any
+    buffer with a 32 KiB SO_SNDBUF, stayed above it. The sender hung
+    after 256 KiB (sendfile) or 64 KiB; its exit status then times out.
+    """
+    net, node = receiver
+
+    def one(run: int) -> str | None:
+        name = f"held-{how.strip('-')}-{run}"
+        port = 9200 + run
+        listener = node.listen("tcp", f":{port}")
+        sender = Sender(net, tmp_path, "sync", "dial", name, f"{node.ips[0]}:{port}", how)
+        try:
+            with listener:
+                conn, _ = listener.accept(timeout=120)
+            with conn:
+                received = read_to_eof(conn)
+            return check(name, received, sender.exit_status())
+        finally:
+            sender.kill()
+
+    run_many(4, one)
+
+
+def test_writes_after_close_drained_a_held_connection_fail() -> None:
+    """Server.close() ends a connection the application still holds with a FIN
+    after what it wrote; a write that comes after that FIN must fail, not
+    vanish into a socketpair that nobody reads any more.
+
+    The writer waits until the peer has read the end of the stream, so its
+    write always comes after the FIN: before the fix it was accepted
+    without an error (and lost) whenever the bridge had not been torn down
+    yet, which is most of the time.
+    """
+    with LocalTailnet() as net, net.server("peer") as peer, peer.listen("tcp", ":7") as listener:
+        for run in range(5):
+            sender = net.server(f"holder-{run}")
+            try:
+                conn = sender.dial("tcp", f"{peer.ips[0]}:7", timeout=60)
+                accepted, _ = listener.accept(timeout=60)
+                conn.sendall(b"before close")
+                closer = threading.Thread(target=sender.close)
+                closer.start()
+                with accepted:
+                    assert read_to_eof(accepted) == b"before close"
+                with conn, pytest.raises((ConnectionResetError, BrokenPipeError)):
+                    conn.sendall(b"after the FIN" * 1000)
+                closer.join(120)
+                assert not closer.is_alive()
+            finally:
+                sender.close()
+
+
+@pytest.mark.parametrize("close", ["with-block", "forgotten"])
+def test_what_a_forgotten_makefile_writer_buffers_is_delivered(
+    receiver: tuple[LocalTailnet, tailnet.Server], tmp_path: Path, close: str
+) -> None:
+    """A script writes through makefile("wb") and never flushes or closes the file.
+
+    Over a kernel socket the file keeps the socket open and the interpreter
+    flushes it as it collects it. The server's close (the end of its with
+    block, or interpreter exit for a forgotten server) flushes such
+    writers first: before, the last 8 KiB never left (992,000 of
+    1,000,000 bytes, then a clean end-of-file).
+    """
+    net, node = receiver
+    extra = ("--makefile", "--forget-close") if close == "forgotten" else ("--makefile",)
+
+    def one(run: int) -> str | None:
+        name = f"makefile-{close}-{run}"
+        port = 9300 + run
+        listener = node.listen("tcp", f":{port}")
+        sender = Sender(net, tmp_path, "sync", "dial", name, f"{node.ips[0]}:{port}", *extra)
+        try:
+            with listener:
+                conn, _ = listener.accept(timeout=120)
+            with conn:
+                received = read_to_eof(conn)
+            return check(name, received, sender.exit_status())
+        finally:
+            sender.kill()
+
+    run_many(4, one)

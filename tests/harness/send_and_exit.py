@@ -1,6 +1,7 @@
 """A script that sends and exits, as a user's script does; run as its own process by the tests.
 
     python send_and_exit.py FLAVOR ROLE HOSTNAME STATE_DIR SIZE [ADDRESS] [--forget-close]
+                            [--sendfile | --small-send-buffer | --makefile]
 
 FLAVOR is ``sync``, ``asyncio`` or ``trio``. ROLE ``dial`` connects to
 ADDRESS (a tailnet "ip:port", once the node's map lists a peer there);
@@ -8,13 +9,22 @@ ADDRESS (a tailnet "ip:port", once the node's map lists a peer there);
 way it sends SIZE bytes of :func:`payload` (HOSTNAME seeds it), closes the
 socket, closes the server (the end of its ``with`` block) and exits at
 once. ``--forget-close`` (sync) never closes the server: interpreter exit
-must. The tailnet comes from the environment (TS_CONTROL_URL).
+must. ``--sendfile`` (sync) sends with ``socket.sendfile`` from a file (the
+kernel's splice: 64 KiB buffers), ``--small-send-buffer`` (sync) sets
+``SO_SNDBUF`` to 32 KiB first: the two ways a writer used to be left
+asleep by the bridge's held byte. ``--makefile`` (sync) writes through
+``makefile("wb")`` in 1,000-byte writes and never closes or flushes
+that file (the socket is closed unless ``--forget-close``): what the
+file still buffers must arrive too, as it does over a kernel socket. The tailnet comes from the environment
+(TS_CONTROL_URL).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
+import socket
 import sys
 import time
 
@@ -43,7 +53,36 @@ async def wait_for_peer(server: tailnet.AsyncServer, address: str) -> None:
             await anyio.sleep(0.05)
 
 
-def run_sync(role: str, hostname: str, state_dir: str, data: bytes, address: str, forget: bool) -> None:
+#: Files a --makefile sender leaves open.
+_FORGOTTEN: list[object] = []
+
+
+def send_sync(conn: socket.socket, data: bytes, state_dir: str, options: tuple[str, ...]) -> None:
+    """Send data as the options say: sendall, sendfile, or sendall with a small send buffer."""
+    if "--small-send-buffer" in options:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 << 10)
+    if "--makefile" in options:
+        # Never flushed nor closed, and kept referenced until exit: the
+        # interpreter flushes it as it collects it, after atexit handlers.
+        _FORGOTTEN.append(file := conn.makefile("wb"))
+        for start in range(0, len(data), 1000):
+            file.write(data[start : start + 1000])
+        return
+    if "--sendfile" not in options:
+        conn.sendall(data)
+        return
+    path = os.path.join(state_dir, "payload")
+    with open(path, "wb") as f:
+        f.write(data)
+    with open(path, "rb") as f:
+        sent = conn.sendfile(f)
+    if sent != len(data):
+        raise AssertionError(f"sendfile sent {sent} of {len(data)} bytes")
+
+
+def run_sync(
+    role: str, hostname: str, state_dir: str, data: bytes, address: str, options: tuple[str, ...]
+) -> None:
     server = tailnet.Server(hostname, state_dir=state_dir, ephemeral=True).up(timeout=60)
     if role == "dial":
         wait_for_peer_sync(server, address)
@@ -52,9 +91,9 @@ def run_sync(role: str, hostname: str, state_dir: str, data: bytes, address: str
         listener = server.listen("tcp", ":7")
         print("ready", flush=True)
         conn, _ = listener.accept(timeout=60)
-    conn.sendall(data)
+    send_sync(conn, data, state_dir, options)
     conn.close()
-    if not forget:
+    if "--forget-close" not in options:
         server.close()
 
 
@@ -72,11 +111,11 @@ async def run_async(role: str, hostname: str, state_dir: str, data: bytes, addre
 
 
 def main(flavor: str, role: str, hostname: str, state_dir: str, size: str, *rest: str) -> None:
-    forget = "--forget-close" in rest
+    options = tuple(arg for arg in rest if arg.startswith("--"))
     address = next((arg for arg in rest if not arg.startswith("--")), "")
     data = payload(hostname, int(size))
     if flavor == "sync":
-        run_sync(role, hostname, state_dir, data, address, forget)
+        run_sync(role, hostname, state_dir, data, address, options)
     else:
         anyio.run(run_async, role, hostname, state_dir, data, address, backend=flavor)
 
