@@ -244,10 +244,15 @@ async def serve(
             ``timeout_graceful_shutdown``, ``ssl_certfile``, ...) except
             ``host``/``port``/``uds``/``fd``.
 
-    Ends when the listener or its node closes, on Ctrl-C/SIGTERM (uvicorn's
+    Ends when the listener closes, on Ctrl-C/SIGTERM (uvicorn's
     handling, in the main thread), or when cancelled; each stops
     accepting, lets requests in progress finish (bounded by
-    ``timeout_graceful_shutdown``) and runs the lifespan shutdown.
+    ``timeout_graceful_shutdown``) and runs the lifespan shutdown. It
+    also ends when its node closes, but that closes the connections
+    first, as a process exit would: a response still being sent is cut
+    short (the client reads end-of-file after what was sent). To let
+    responses finish, cancel ``serve`` or close the listener, then the
+    node.
     Under trio it is hypercorn that serves, and ``options`` are
     :class:`hypercorn.config.Config` attributes.
     """
