@@ -29,13 +29,15 @@ type pairEnd struct {
 }
 
 // callerSendBuffer is the SO_SNDBUF asked for the caller's end (Linux
-// doubles it, capped at net.core.wmem_max: 416 KiB by default, against
-// 208 KiB unset). A writer blocked on a full buffer is woken only once
-// what it has queued falls to a quarter of the buffer (unix_writable in
-// net/unix/af_unix.c), and the held byte keeps its whole kernel buffer
+// caps it at net.core.wmem_max, then doubles it: 416 KiB by default,
+// against 208 KiB unset). A writer blocked on a full buffer is woken only
+// once what it has queued falls to a quarter of the buffer (unix_writable
+// in net/unix/af_unix.c), and the held byte keeps its whole kernel buffer
 // queued: with the default size, the 64 KiB buffers of sendfile and
-// splice stayed above that quarter, and the writer slept forever. The
-// quarter of this size is above any buffer a write makes.
+// splice stayed above that quarter, and the writer slept forever. With 4
+// KiB pages a quarter of this size is above any buffer a write or splice
+// makes; with 64 KiB pages (some aarch64 and ppc64le kernels) it is not
+// (docs/architecture.md).
 const callerSendBuffer = 256 << 10
 
 // newPairEnd makes a connection's socketpair: ours, and the caller's
@@ -88,6 +90,9 @@ func (p *pairEnd) copyTo(w io.Writer, buf *copyBuffer, draining func() bool) err
 		data, err := p.takeWait(buf.get())
 		if errors.Is(err, os.ErrDeadlineExceeded) && draining() {
 			data, err = p.takeLast(buf.get())
+			if errors.Is(err, unix.EAGAIN) {
+				return nil // all the caller had written is out
+			}
 		}
 		if err != nil {
 			return callerSideError(err)
@@ -117,14 +122,15 @@ func (p *pairEnd) takeWait(buf []byte) (data []byte, err error) {
 	return data, err
 }
 
-// takeLast ends the caller's sending and takes what it wrote before: it
-// shuts down our receiving side first, so that from then on the caller's
-// writes fail with EPIPE instead of piling up where nobody reads them,
-// then takes what is left. No data (and no error) means all the caller
-// wrote is out.
+// takeLast ends the caller's sending and takes what it wrote before: on
+// Linux it shuts down our receiving side first (endSending), so that from
+// then on the caller's writes fail with EPIPE instead of piling up where
+// nobody reads them, then takes what is left. No data (and no error)
+// means all the caller wrote is out; EAGAIN too, where nothing ends the
+// caller's sending.
 func (p *pairEnd) takeLast(buf []byte) (data []byte, err error) {
 	cerr := p.raw.Control(func(fd uintptr) {
-		if err = unix.Shutdown(int(fd), unix.SHUT_RD); err == nil {
+		if err = endSending(int(fd)); err == nil {
 			data, err = p.take(int(fd), buf)
 		}
 	})

@@ -79,3 +79,7 @@ func peek(fd int, buf []byte) (int, error) {
 	}
 	return int(n), nil
 }
+
+// endSending makes the caller's further writes fail with EPIPE: Linux
+// keeps what is already queued readable after SHUT_RD.
+func endSending(fd int) error { return unix.Shutdown(fd, unix.SHUT_RD) }

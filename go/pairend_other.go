@@ -14,3 +14,8 @@ func holdByte(mine, theirs int) (int, error) { return 0, nil }
 
 // takeHeld is never called here: holdByte holds nothing.
 func takeHeld(fd int, buf []byte) ([]byte, error) { return takePlain(fd, buf) }
+
+// endSending does nothing here: shutting down a socket's receiving side
+// on macOS and the BSDs discards what is queued (sorflush), and later
+// writes are dropped rather than refused.
+func endSending(fd int) error { return nil }
