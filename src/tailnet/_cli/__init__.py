@@ -19,6 +19,7 @@ the user's data dir), so ``tailnet up -n web`` logs in once and
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import http.server
 import signal
@@ -30,6 +31,7 @@ import anyio
 
 from .._exceptions import TailnetError
 from .._info import BackendState
+from .._waiting_sync import SIGNAL_CHECK
 from ..socketserver import ThreadingTCPServer
 from ..testing import _launcher as launcher
 from . import _node
@@ -84,36 +86,31 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _run_until_signalled(main: Callable[[], Awaitable[None]]) -> None:
-    """``anyio.run(main)``, ended by Ctrl-C or SIGTERM as a ``KeyboardInterrupt``.
+    """``anyio.run(main)`` on asyncio, with the event loop woken every 0.1 s.
 
-    The event loop waits for them itself (``anyio.open_signal_receiver``,
-    which wakes its wait). A plain handler that raises is not enough: a
-    signal noted just before the loop begins to wait, or on another thread
-    (a Go thread, or while the main thread was in a call into Go), leaves
-    an idle loop asleep until its next event, which for a proxy with no
-    traffic never comes.
+    Ctrl-C and SIGTERM raise ``KeyboardInterrupt`` from Python's handler,
+    which runs only when the main thread runs Python code. A signal noted
+    on another thread (a Go thread, or while the main thread was in a call
+    into Go) or just before the loop began to wait leaves an idle loop
+    asleep until its next event, which for a proxy with no traffic never
+    comes. So the loop wakes as the sync API's waits do, every
+    ``SIGNAL_CHECK`` seconds; the handler then raises as before.
     """
-    signalled = False
 
     async def run() -> None:
-        nonlocal signalled
-        async with anyio.create_task_group() as group:
+        loop = asyncio.get_running_loop()
+        timer: list[asyncio.TimerHandle] = []
 
-            async def watch() -> None:
-                nonlocal signalled
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        signalled = True
-                        group.cancel_scope.cancel()
-                        return
+        def wake() -> None:
+            timer[:] = [loop.call_later(SIGNAL_CHECK, wake)]
 
-            group.start_soon(watch)
+        wake()
+        try:
             await main()
-            group.cancel_scope.cancel()
+        finally:
+            timer[0].cancel()
 
     anyio.run(run)
-    if signalled:
-        raise KeyboardInterrupt
 
 
 def _proxy(args: argparse.Namespace) -> int:
