@@ -114,6 +114,14 @@ class Pending(Generic[T]):
         return self.parse(self.op.text())
 
 
+def _closed(file: io.IOBase) -> bool:
+    """Whether file is closed (or detached: its ``closed`` raises then)."""
+    try:
+        return bool(file.closed)
+    except ValueError:
+        return True
+
+
 class ConnectionFate:
     """Asks the library why one TCP connection was aborted (``tailnet_conn_error``)."""
 
@@ -487,9 +495,9 @@ class Node:
     def take_writers(self) -> list[tuple[io.IOBase, int]]:
         """The ``makefile`` writers still open that :meth:`track_writer` remembered, forgetting them."""
         with self._lock:
-            writers = [(file, fd) for file, fd in self._writers.items() if not file.closed]
+            writers = list(self._writers.items())
             self._writers.clear()
-        return writers
+        return [(file, fd) for file, fd in writers if not _closed(file)]
 
     def finish_close(self, op: Operation, *, completed: bool) -> None:
         """Collect a close that :meth:`begin_close` started, and release the node.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
@@ -18,16 +20,17 @@ from ._addresses import Address, IPAddress
 from ._binding import formats
 from ._datagram import DatagramNetwork, StreamNetwork, is_datagram_network
 from ._datagram_sync import DatagramSocket, TailnetDatagramSocket
-from ._exceptions import ClosedError, TailnetTimeout
+from ._exceptions import ClosedError
 from ._forward import LocalSpec, open_forward
 from ._forward_sync import Forwarder
 from ._info import PING_TIMEOUT, Loopback, PeerIdentity, PingKind, PingResult, Status, WatchEvent
 from ._localapi_sync import LocalAPIClient
+from ._logs import LOGGER
 from ._node import ListenerCore, Node, open_nodes
 from ._public import present, qualified_name
 from ._server import ARGUMENTS_DOC, ServerBase
 from ._stream_sync import TailnetSocket
-from ._waiting_sync import complete, finish, retry, wait_readable, wait_writable
+from ._waiting_sync import SIGNAL_CHECK, complete, finish, retry, wait_readable, wait_writable
 from ._watch_sync import Watcher, up_with_events
 
 if TYPE_CHECKING:
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["Listener", "Server", "close_nodes"]
 
 
-def close_nodes(nodes: Iterable[Node]) -> None:
+def close_nodes(nodes: Iterable[Node], *, at_exit: bool = False) -> None:
     """Close nodes, their connections delivering for up to each one's linger time.
 
     They close concurrently. Ctrl-C while waiting cuts the linger short
@@ -48,8 +51,7 @@ def close_nodes(nodes: Iterable[Node]) -> None:
     """
     nodes = list(nodes)
     try:
-        for node in nodes:
-            flush_writers(node)
+        flush_writers(nodes, at_exit=at_exit)
     except BaseException:  # interrupted: close without lingering
         for node in nodes:
             if (op := node.begin_close()) is not None:
@@ -68,33 +70,48 @@ def close_nodes(nodes: Iterable[Node]) -> None:
                     other.finish_close(other_op, completed=False)
 
 
-def flush_writers(node: Node) -> None:
-    """Flush what the ``makefile`` writers of node's connections still buffer.
+def flush_writers(nodes: list[Node], *, at_exit: bool = False) -> None:
+    """Flush what the ``makefile`` writers of the nodes' connections still buffer.
 
     A kernel socket stays open while a file object made from it does, and
     the interpreter flushes a forgotten writer as it collects it, even at
     exit; here closing the node ends its connections first, so it flushes
-    them itself. Each waits until its descriptor takes more (a writable
-    socketpair has three quarters of its send buffer free, and a writer
-    buffers 8 KiB by default), for at most the node's linger time in all;
-    a writer that cannot be flushed by then, or whose flush fails, is left
-    to the abort that ends its connection.
+    them itself. A thread of its own flushes them, each once its
+    descriptor takes more, while this one waits for at most the longest
+    linger time: a flush that waits on a peer that does not read, or on
+    another thread blocked in the same writer, cannot hold close up for
+    longer (the abort after the linger ends it, and one WARNING says so).
+    A text writer's own buffer is flushed only at interpreter exit: it is
+    not safe to flush while another thread writes to it, and its bytes
+    below are.
     """
-    linger = node.config.linger
-    writers = node.take_writers()
-    if not writers or linger <= 0:
+    writers = [(file, fd) for node in nodes if node.config.linger > 0 for file, fd in node.take_writers()]
+    if not writers:
         return
-    deadline = time.monotonic() + linger
-    for file, fd in writers:
-        with contextlib.suppress(OSError, ValueError, TailnetTimeout):
-            wait_writable(fd, max(0.0, deadline - time.monotonic()), "flushing a makefile() writer")
-            file.flush()
+    deadline = time.monotonic() + max(node.config.linger for node in nodes)
+
+    def flush_all() -> None:
+        for file, fd in writers:
+            target = file.buffer if isinstance(file, io.TextIOWrapper) and not at_exit else file
+            with contextlib.suppress(Exception):
+                wait_writable(fd, max(0.0, deadline - time.monotonic()), "flushing a makefile() writer")
+                target.flush()
+
+    flusher = threading.Thread(target=flush_all, name="tailnet-flush-writers", daemon=True)
+    flusher.start()
+    while flusher.is_alive() and (remaining := deadline - time.monotonic()) > 0:
+        flusher.join(min(remaining, SIGNAL_CHECK))
+    if flusher.is_alive():
+        LOGGER.warning(
+            "closing with %d makefile() writer(s) not flushed within the linger time: their buffers are cut",
+            len(writers),
+        )
 
 
 @atexit.register
 def _close_at_exit() -> None:
     """Close the servers a program left open, as their process exit would close sockets."""
-    close_nodes(open_nodes())
+    close_nodes(open_nodes(), at_exit=True)
 
 
 @present

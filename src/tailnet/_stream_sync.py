@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["MIN_SEND_BUFFER", "TailnetAddressedSocket", "TailnetSocket"]
 
 #: The smallest ``SO_SNDBUF`` a connection's socket takes, the size the
-#: library gives it (Linux doubles it, up to ``net.core.wmem_max``): the
+#: library gives it (Linux caps it at ``net.core.wmem_max``, then doubles it): the
 #: bridge keeps one byte of the caller's data queued so that an abort
 #: reads as a reset, and with less a writer blocked on a full buffer
 #: would not be woken (see docs/architecture.md).
