@@ -97,19 +97,25 @@ def check(name: str, received: bytes, status: tuple[int, str]) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("flavor", ["sync", "asyncio", "trio"])
-def test_a_dialer_that_sends_and_exits_delivers_every_byte(
-    flavor: str, receiver: tuple[LocalTailnet, tailnet.Server], tmp_path: Path
+def run_dialing_senders(
+    receiver: tuple[LocalTailnet, tailnet.Server],
+    tmp_path: Path,
+    flavor: str,
+    prefix: str,
+    first_port: int,
+    runs: int,
+    *options: str,
 ) -> None:
+    """``runs`` senders that dial the receiving node, each on a port of its own; check every byte."""
     net, node = receiver
     lock = threading.Lock()
 
     def one(run: int) -> str | None:
-        name = f"tx-{flavor}-{run}"
-        port = 9000 + run
+        name = f"{prefix}-{run}"
+        port = first_port + run
         with lock:  # listen is quick; keep the node's listener table simple
             listener = node.listen("tcp", f":{port}")
-        sender = Sender(net, tmp_path, flavor, "dial", name, f"{node.ips[0]}:{port}")
+        sender = Sender(net, tmp_path, flavor, "dial", name, f"{node.ips[0]}:{port}", *options)
         try:
             with listener:
                 conn, _ = listener.accept(timeout=120)
@@ -119,7 +125,14 @@ def test_a_dialer_that_sends_and_exits_delivers_every_byte(
         finally:
             sender.kill()
 
-    run_many(RUNS, one)
+    run_many(runs, one)
+
+
+@pytest.mark.parametrize("flavor", ["sync", "asyncio", "trio"])
+def test_a_dialer_that_sends_and_exits_delivers_every_byte(
+    flavor: str, receiver: tuple[LocalTailnet, tailnet.Server], tmp_path: Path
+) -> None:
+    run_dialing_senders(receiver, tmp_path, flavor, f"tx-{flavor}", 9000, RUNS)
 
 
 @pytest.mark.parametrize("flavor", ["sync", "asyncio", "trio"])
@@ -147,23 +160,7 @@ def test_a_script_that_forgets_to_close_its_server_delivers_every_byte(
     receiver: tuple[LocalTailnet, tailnet.Server], tmp_path: Path
 ) -> None:
     """Interpreter exit closes the servers left open, as gracefully as close() does."""
-    net, node = receiver
-
-    def one(run: int) -> str | None:
-        name = f"forgetful-{run}"
-        port = 9100 + run
-        listener = node.listen("tcp", f":{port}")
-        sender = Sender(net, tmp_path, "sync", "dial", name, f"{node.ips[0]}:{port}", "--forget-close")
-        try:
-            with listener:
-                conn, _ = listener.accept(timeout=120)
-            with conn:
-                received = read_to_eof(conn)
-            return check(name, received, sender.exit_status())
-        finally:
-            sender.kill()
-
-    run_many(5, one)
+    run_dialing_senders(receiver, tmp_path, "sync", "forgetful", 9100, 5, "--forget-close")
 
 
 @pytest.mark.parametrize("how", ["--sendfile", "--small-send-buffer"])
@@ -179,23 +176,7 @@ def test_a_writer_the_bridge_holds_back_is_woken_and_delivers(
     buffer with a 32 KiB SO_SNDBUF, stayed above it. The sender hung
     after 256 KiB (sendfile) or 64 KiB; its exit status then times out.
     """
-    net, node = receiver
-
-    def one(run: int) -> str | None:
-        name = f"held-{how.strip('-')}-{run}"
-        port = 9200 + run
-        listener = node.listen("tcp", f":{port}")
-        sender = Sender(net, tmp_path, "sync", "dial", name, f"{node.ips[0]}:{port}", how)
-        try:
-            with listener:
-                conn, _ = listener.accept(timeout=120)
-            with conn:
-                received = read_to_eof(conn)
-            return check(name, received, sender.exit_status())
-        finally:
-            sender.kill()
-
-    run_many(4, one)
+    run_dialing_senders(receiver, tmp_path, "sync", f"held-{how.strip('-')}", 9200, 4, how)
 
 
 def test_writes_after_close_drained_a_held_connection_fail() -> None:
@@ -239,21 +220,5 @@ def test_what_a_forgotten_makefile_writer_buffers_is_delivered(
     writers first: before, the last 8 KiB never left (992,000 of
     1,000,000 bytes, then a clean end-of-file).
     """
-    net, node = receiver
     extra = ("--makefile", "--forget-close") if close == "forgotten" else ("--makefile",)
-
-    def one(run: int) -> str | None:
-        name = f"makefile-{close}-{run}"
-        port = 9300 + run
-        listener = node.listen("tcp", f":{port}")
-        sender = Sender(net, tmp_path, "sync", "dial", name, f"{node.ips[0]}:{port}", *extra)
-        try:
-            with listener:
-                conn, _ = listener.accept(timeout=120)
-            with conn:
-                received = read_to_eof(conn)
-            return check(name, received, sender.exit_status())
-        finally:
-            sender.kill()
-
-    run_many(4, one)
+    run_dialing_senders(receiver, tmp_path, "sync", f"makefile-{close}", 9300, 4, *extra)
