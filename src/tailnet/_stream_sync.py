@@ -132,20 +132,24 @@ class TailnetSocket(TailnetAddressedSocket):
         except (ConnectionResetError, BrokenPipeError) as exc:
             raise self._aborted(exc, reading=False) from None
 
-    def makefile(self, mode: str = "r", buffering: int | None = None, **options: Any) -> Any:
-        """As :meth:`socket.socket.makefile`; a writer is flushed when the server closes.
+    if TYPE_CHECKING:
+        makefile = socket.socket.makefile  # its overloads: the file types per mode
+    else:
 
-        With a kernel socket, data a forgotten file object still buffers
-        is written when the interpreter collects it, the socket being open
-        as long as the file is; here the server's close would end the
-        connection first, so it flushes such writers of its connections
-        before (see docs/python-api.md).
-        """
-        file = super().makefile(mode, buffering, **options)  # type: ignore[call-overload]
-        fate = getattr(self, "_tailnet_fate", None)
-        if fate is not None and "w" in mode:
-            fate.track_writer(file, self.fileno())
-        return file
+        def makefile(self, mode: str = "r", buffering: int | None = None, **options: Any) -> Any:
+            """As :meth:`socket.socket.makefile`; a writer is flushed when the server closes.
+
+            With a kernel socket, data a forgotten file object still buffers
+            is written when the interpreter collects it, the socket being open
+            as long as the file is; here the server's close would end the
+            connection first, so it flushes such writers of its connections
+            before (see docs/python-api.md).
+            """
+            file = super().makefile(mode, buffering, **options)
+            fate = getattr(self, "_tailnet_fate", None)
+            if fate is not None and "w" in mode:
+                fate.track_writer(file, self.fileno())
+            return file
 
     @overload
     def setsockopt(self, level: int, optname: int, value: int | ReadableBuffer, /) -> None: ...
