@@ -91,13 +91,17 @@ class Child:
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal it and return its exit status; if it hangs, fail with where its threads are."""
         self.proc.send_signal(sig)
+        return self.exit_status(f"signal {sig}")
+
+    def exit_status(self, after: str) -> int:
+        """Its exit status; if it has not exited within EXIT_GUARD, fail with where its threads are."""
         try:
             return self.proc.wait(EXIT_GUARD)
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGABRT)  # DUMP_ON_ABORT: its threads' stacks on stderr
             self.proc.wait(EXIT_GUARD)
             stacks = "".join(self.rest("stderr"))[-6000:]
-            message = f"still running {EXIT_GUARD:.0f} s after signal {sig}; its threads:\n{stacks}"
+            message = f"still running {EXIT_GUARD:.0f} s after {after}; its threads:\n{stacks}"
             raise AssertionError(message) from None
 
     def kill(self) -> None:
@@ -433,15 +437,7 @@ def test_sigterm_noted_on_another_thread_stops_an_idle_async_command(
     try:
         child.expect("^forwarding ")
         child.expect("^signalled while it waited", "stderr", timeout=EXIT_GUARD)
-        try:
-            status = child.proc.wait(EXIT_GUARD)
-        except subprocess.TimeoutExpired:
-            child.proc.send_signal(signal.SIGABRT)  # DUMP_ON_ABORT: its threads' stacks on stderr
-            child.proc.wait(EXIT_GUARD)
-            stacks = "".join(child.rest("stderr"))[-6000:]
-            raise AssertionError(
-                f"still running {EXIT_GUARD:.0f} s after SIGTERM; its threads:\n{stacks}"
-            ) from None
+        status = child.exit_status("SIGTERM")
         assert status == 0, child.rest("stderr")
     finally:
         listener.close()

@@ -9,8 +9,8 @@ thread of its own raises SIGTERM on itself: Python notes the signal (its C
 handler runs on that thread), but the main thread's wait is not
 interrupted. That is what happens when the kernel delivers the signal to
 a Go thread, or to the main thread just before its wait begins; only an
-event loop that watches for the signal itself wakes. The command must
-then exit 0, as after any SIGTERM.
+event loop that wakes by itself (the command's does, every 0.1 s) gets to
+raise it. The command must then exit 0, as after any SIGTERM.
 """
 
 from __future__ import annotations
