@@ -84,10 +84,12 @@ func (b *bridge) start(onDone func(*bridge)) {
 	var running atomic.Int32
 	running.Store(2)
 	finish := func() {
-		if running.Add(-1) == 0 {
-			b.settle()
-			onDone(b)
+		if running.Add(-1) != 0 {
+			return
 		}
+		defer onDone(b) // even after a panic below: close waits for it
+		defer recoverGoroutine("connection", b.logf, func() { b.remote.Close(); b.local.Close() })
+		b.settle()
 	}
 	go func() { defer finish(); b.outbound() }()
 	go func() { defer finish(); b.inbound() }()
