@@ -12,7 +12,9 @@ import (
 // and writes the report only to descriptor 2, where a test runner's or a
 // service manager's capture may lose it with the process. The file is
 // opened for appending when the library is loaded, so one file can
-// collect the reports of a process and its children.
+// collect the reports of a process and its children. The variable must be
+// in the environment the process started with: the runtime reads its own
+// copy of it, and Python's later os.environ changes are not in it.
 const crashOutputEnv = "TAILNET_CRASH_OUTPUT"
 
 func init() {
