@@ -168,6 +168,10 @@ func (s *server) setStore(fd int, timeout time.Duration) error {
 // tsnet, see build_libtailscale.py). Callers hold a reference.
 func (s *server) start() error {
 	s.mu.Lock()
+	if s.closed { // a close waiting for our caller would not close what we start
+		s.mu.Unlock()
+		return errClosed
+	}
 	if s.ts.Hostname == "" || (s.ts.Dir == "" && s.ts.Store == nil) {
 		s.mu.Unlock()
 		return errorf(codeInvalid, "hostname, and dir or a state store, must be set before start")
@@ -339,10 +343,10 @@ func (s *server) close(ctx context.Context, linger time.Duration) cutStats {
 		s.hurryClose()
 	}
 	s.closing.once.Do(func() {
+		defer close(s.closing.done) // even after a panic: later closes must not wait forever
 		stop := context.AfterFunc(ctx, s.hurryClose)
 		defer stop()
 		s.closing.cut = s.shutdown(linger)
-		close(s.closing.done)
 	})
 	<-s.closing.done
 	return s.closing.cut
@@ -379,13 +383,19 @@ func (s *server) shutdown(linger time.Duration) cutStats {
 			b.drain()
 		}
 	}
-	started := s.started
 	s.mu.Unlock()
 
 	cut := s.awaitBridges(linger)
 	s.wg.Wait()
-	if started {
+	// Only now: a call holding a reference may have started tsnet (start
+	// refuses once closed is set, so none can after this).
+	s.mu.Lock()
+	started, running := s.started, s.running
+	s.mu.Unlock()
+	if running {
 		flushOutbound(s.ts) // the RSTs of what awaitBridges aborted
+	}
+	if started { // tsnet may hold resources even if its Start failed
 		s.closeTSNet()
 	}
 	if s.store != nil {

@@ -81,7 +81,8 @@ def test_go_unit_tests(go_test_binary: Path) -> None:
     output = run_go_test(
         go_test_binary,
         "-test.run",
-        "^(TestPairEnd|TestEndpointInternals|TestNetstackQueueInternals|TestReturnCodes|TestWatches)",
+        "^(TestPairEnd|TestEndpointInternals|TestNetstackQueueInternals|TestReturnCodes|TestWatches"
+        "|TestCrashOutput|TestCloseAfterAFailedStart|TestStartAfterCloseIsRefused)",
         "-test.v",
     )
     for name in (
@@ -93,5 +94,9 @@ def test_go_unit_tests(go_test_binary: Path) -> None:
         "TestNetstackQueueInternals",
         "TestReturnCodesMatchTheHeader",
         "TestWatchesFollowTheTrackedState",
+        "TestCrashOutputKeepsTheReport",
+        "TestCrashOutputUnopenable",
+        "TestCloseAfterAFailedStart",
+        "TestStartAfterCloseIsRefused",
     ):
         assert f"--- PASS: {name}" in output
