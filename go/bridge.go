@@ -88,7 +88,7 @@ func (b *bridge) start(onDone func(*bridge)) {
 			return
 		}
 		defer onDone(b) // even after a panic below: close waits for it
-		defer recoverGoroutine("connection", b.logf, func() { b.remote.Close(); b.local.Close() })
+		defer recoverGoroutine("connection", b.logf, b.abortAfterPanic)
 		b.settle()
 	}
 	go func() { defer finish(); b.outbound() }()
@@ -278,6 +278,14 @@ func (b *bridge) end(fate error) {
 		b.local.SetDeadline(now)
 		b.remote.SetDeadline(now)
 	})
+}
+
+// abortAfterPanic ends a bridge whose settle panicked: the peer gets a
+// RST and the caller ECONNRESET, as for any abort, never a clean end.
+func (b *bridge) abortAfterPanic() {
+	b.end(errInternalAbort)
+	b.remote.Close()
+	b.local.Close()
 }
 
 func (b *bridge) isEnded() bool {

@@ -24,7 +24,7 @@ func TestCrashOutputKeepsTheReport(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "crash.txt")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashOutputKeepsTheReport$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"=1", crashOutputEnv+"="+path)
+	cmd.Env = append(os.Environ(), crashChildEnv+"=1", crashOutputEnv+"="+path, "GOTRACEBACK=single")
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("the child did not crash:\n%s", out)
