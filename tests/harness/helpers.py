@@ -172,6 +172,7 @@ class EchoServer:
         self.listener = listener
         self.peers: list[tuple[str, int]] = []
         self.locals: list[tuple[str, int]] = []
+        self._echoes: list[threading.Thread] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -179,10 +180,25 @@ class EchoServer:
         for conn, peer in self.listener:
             self.peers.append(peer)
             self.locals.append(conn.getsockname())
-            threading.Thread(target=echo_until_eof, args=(conn,), daemon=True).start()
+            echo = threading.Thread(target=echo_until_eof, args=(conn,), daemon=True)
+            echo.start()
+            self._echoes.append(echo)
 
     def close(self) -> None:
+        """Stop accepting, then wait until every echo has seen its client's EOF.
+
+        A client that closed has sent its FIN, but on a busy machine the
+        echo thread may not have read it yet; closing the node under it
+        then (as a test's teardown does next) is an abort by the server,
+        which its ``recv`` rightly reports as ``ConnectionReset``.
+        """
         self.listener.close()
+        deadline = time.monotonic() + EXIT_GUARD  # a hang guard, not a speed limit
+        self.thread.join(EXIT_GUARD)
+        for echo in self._echoes:
+            echo.join(max(0.0, deadline - time.monotonic()))
+        open_echoes = sum(echo.is_alive() for echo in self._echoes)
+        assert not open_echoes, f"{open_echoes} echoed connections not closed by their clients"
         self.thread.join(10)
 
 
