@@ -300,7 +300,7 @@ class Patches:
 def prepare_patches(go: str) -> Patches:
     """Make the patched copies the library needs, and the go.mod that selects them.
 
-    tsnet is always patched (:data:`TSNET_PATCH`); gVisor unless its GRO
+    tailscale.com is always patched (:data:`TAILSCALE_PATCHES`); gVisor unless its GRO
     is already fixed (:data:`GRO_FIX`).
     """
     name, shadow = patched_tailscale(go)
@@ -418,11 +418,12 @@ def c_compiler(target: Target) -> list[str] | None:
     )
 
 
-#: Our patch to tsnet (tailscale.com/tsnet/tsnet.go at the pinned version),
+#: Our patches to tailscale.com at the pinned version (:data:`TAILSCALE_PATCHES`),
 #: applied by building against a shadow of the module (:func:`patched_tailscale`)
 #: that the ``-modfile`` of :func:`prepare_patches` selects; the module
 #: cache is never touched.
-#: Upstream, a tsnet.Server always has a directory: with no Dir it makes one
+#:
+#: tsnet: upstream, a tsnet.Server always has a directory: with no Dir it makes one
 #: under os.UserConfigDir, and even with a Store it writes its log
 #: configuration and log buffer there. Patched, a Server with a Store and
 #: no Dir has no directory: it writes nothing to disk (Server(store=...),
@@ -481,56 +482,103 @@ TSNET_PATCH: tuple[tuple[str, str], ...] = (
 )
 
 
+#: testcontrol (the local tailnet's control server, localnet.go) answers a
+#: request it cannot serve, or a body it cannot decode, with ``go
+#: panic(...)``: a panic in a goroutine of its own, which nothing can
+#: recover, so it aborts the process that hosts the local tailnet. A
+#: node's LocalAPI ``id-token`` request did (``/machine/id-token`` is not
+#: served). Patched, an unknown request gets a 404, and the other such
+#: panics happen in the request's own handler, where the HTTP/2 server
+#: recovers them, logs them and resets that one request.
+TESTCONTROL_UNHANDLED = (
+    """\tgo panic(fmt.Sprintf("testcontrol.Server received unhandled request: %s", got.Bytes()))\n""",
+    """\t// tailnet patch: an error for the client, not an abort of the host process.
+\tlog.Printf("testcontrol: unhandled request: %s %s", r.Method, r.URL.Path)
+\thttp.Error(w, "not served by this control server", http.StatusNotFound)
+""",
+)
+
+#: Every patched file of tailscale.com: (old, new, how many times old occurs).
+TAILSCALE_PATCHES: dict[str, tuple[tuple[str, str, int], ...]] = {
+    "tsnet/tsnet.go": tuple((old, new, 1) for old, new in TSNET_PATCH),
+    "tstest/integration/testcontrol/testcontrol.go": (
+        (*TESTCONTROL_UNHANDLED, 1),
+        ("\tgo panic(", "\tpanic(", 11),
+    ),
+}
+
+
+def patch_text(path: Path, edits: tuple[tuple[str, str, int], ...]) -> str:
+    """The text of path with edits made; BuildError if an edit does not match as expected."""
+    text = path.read_text(encoding="utf-8")
+    for old, new, count in edits:
+        if text.count(old) != count:
+            raise BuildError(f"{path} is not what TAILSCALE_PATCHES expects: update the patch")
+        text = text.replace(old, new)
+    return text
+
+
+def mirror(source: Path, target: Path, patched: set[Path]) -> None:
+    """Mirror the directory source at target.
+
+    Files are copied (go:embed refuses a linked file) and directories
+    linked, except those that hold a patched file, mirrored the same way.
+    """
+    target.mkdir(parents=True)
+    for entry in source.iterdir():
+        if entry.is_dir() and any(entry in path.parents for path in patched):
+            mirror(entry, target / entry.name, patched)
+        elif entry.is_dir():
+            (target / entry.name).symlink_to(entry)
+        elif entry.is_file():
+            shutil.copyfile(entry, target / entry.name)
+
+
 def patched_tailscale(go: str) -> tuple[str, Path]:
-    """build/patched/tailscale.com@<version>: the module with :data:`TSNET_PATCH` applied.
+    """build/patched/tailscale.com@<version>: the module with :data:`TAILSCALE_PATCHES` applied.
 
     Go refuses ``-overlay`` for files in the module cache, so the module is
-    shadowed instead: the shadow mirrors the cached module with symbolic
-    links to its directories and copies of its top-level files (go:embed
-    refuses a linked file), all of ``tsnet/`` but tsnet.go copied too, and
-    tsnet.go patched. It is made beside its place and renamed there, and
-    reused while it holds the same patched file, so that Go's build cache
-    keeps the compiled packages.
+    shadowed instead: the shadow mirrors the cached module (:func:`mirror`)
+    and holds the patched files. It is made beside its place and renamed
+    there, and reused while it holds the same patched files, so that Go's
+    build cache keeps the compiled packages.
     """
     module = go_module(go, "tailscale.com")
-    text = (module.dir / "tsnet" / "tsnet.go").read_text(encoding="utf-8")
-    for old, new in TSNET_PATCH:
-        if text.count(old) != 1:
-            raise BuildError(f"{module.dir}/tsnet/tsnet.go is not what TSNET_PATCH expects: update the patch")
-        text = text.replace(old, new)
+    texts = {name: patch_text(module.dir / name, edits) for name, edits in TAILSCALE_PATCHES.items()}
     shadow = PATCHED_DIR / f"tailscale.com@{module.version}"
-    patched = shadow / "tsnet" / "tsnet.go"
-    if patched.is_file() and patched.read_text(encoding="utf-8") == text:
+
+    def holds_patches() -> bool:
+        return all(
+            (shadow / name).is_file()
+            and not (shadow / name).is_symlink()
+            and (shadow / name).read_text(encoding="utf-8") == text
+            for name, text in texts.items()
+        )
+
+    if holds_patches():
         return "tailscale.com", shadow
     PATCHED_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=PATCHED_DIR, prefix=".shadow-") as tmp:
         staged = Path(tmp, "module")
-        (staged / "tsnet").mkdir(parents=True)
-        for entry in module.dir.iterdir():
-            if entry.is_dir() and entry.name != "tsnet":
-                (staged / entry.name).symlink_to(entry)
-            elif entry.is_file():
-                shutil.copyfile(entry, staged / entry.name)
-        for entry in (module.dir / "tsnet").iterdir():
-            if entry.is_dir():
-                (staged / "tsnet" / entry.name).symlink_to(entry)
-            elif entry.name != "tsnet.go":
-                shutil.copyfile(entry, staged / "tsnet" / entry.name)
-        (staged / "tsnet" / "tsnet.go").write_text(text, encoding="utf-8")
+        mirror(module.dir, staged, {module.dir / name for name in texts})
+        for name, text in texts.items():
+            (staged / name).write_text(text, encoding="utf-8")
         shutil.rmtree(shadow, ignore_errors=True)
         with contextlib.suppress(OSError):  # a concurrent build renamed its shadow first: same files
             staged.rename(shadow)
-    if not patched.is_file() or patched.read_text(encoding="utf-8") != text:
+    if not holds_patches():
         raise BuildError(f"could not make the patched shadow of tailscale.com in {shadow}")
     return "tailscale.com", shadow
 
 
-#: What the notices say of tsnet (its BSD license asks for no notice of
-#: changes; said anyway, so the wheel lists every file we changed).
+#: What the notices say of tailscale.com (its BSD license asks for no notice
+#: of changes; said anyway, so the wheel lists every file we changed).
 TSNET_NOTICE = (
     "Modified by tailnet: tsnet/tsnet.go, two spots of Server.start (a Server\n"
-    "with a Store and no Dir makes no directory and writes no log files). No\n"
-    "other file of this module is changed."
+    "with a Store and no Dir makes no directory and writes no log files), and\n"
+    "tstest/integration/testcontrol/testcontrol.go (a request it cannot serve\n"
+    "gets an HTTP error instead of a panic that aborts the process). No other\n"
+    "file of this module is changed."
 )
 
 

@@ -287,6 +287,50 @@ with LocalTailnet(interactive=True) as net:
 """
 
 
+_HOSTED_TAILNET = """
+import json, sys
+from tailnet.testing import LocalTailnet
+with LocalTailnet() as net:
+    print(json.dumps(net.environ), flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_request_the_control_server_does_not_serve_is_an_error_not_an_abort(tmp_path: Path) -> None:
+    """A node's LocalAPI id-token request made testcontrol panic in a goroutine of its own.
+
+    That aborted the process hosting the local tailnet (SIGABRT), so the
+    tailnet is hosted by a child here: the request must fail, and the
+    child must go on serving.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOSTED_TAILNET], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    try:
+        env = json.loads(proc.stdout.readline())
+        options = {
+            "control_url": env["TS_CONTROL_URL"],
+            "authkey": env.get("TS_AUTHKEY", "k"),
+            "ephemeral": True,
+        }
+        with tailnet.Server("unserved-a", state_dir=tmp_path / "a", **options) as node:
+            node.up(timeout=60)
+            with pytest.raises(tailnet.LocalAPIError, match="404"):
+                node.local_api().request("GET", "/localapi/v0/id-token?aud=test", timeout=60)
+            assert proc.poll() is None  # the host process lives
+            with tailnet.Server("unserved-b", state_dir=tmp_path / "b", **options) as late:
+                late.up(timeout=60)  # and its control server still registers nodes
+        proc.stdin.close()
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        proc.wait(30)
+        proc.stdin.close()
+        proc.stdout.close()
+
+
 def http_get(url: str) -> tuple[int, str]:
     """GET url as a browser or curl would (no proxy); the status and body."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
