@@ -143,7 +143,7 @@ async def test_cancel_pending_up(silent_control: str, tmp_path: Path, anyio_back
     with anyio.move_on_after(0.2) as scope:
         await server.up()
     assert scope.cancelled_caught
-    eventually(lambda: go_counter("ops") == ops, timeout=1)  # Go was told to stop
+    eventually(lambda: go_counter("ops") == ops)  # Go was told to stop
     await server.aclose()
     settle_fds(fds)
 
@@ -157,7 +157,7 @@ async def test_cancel_pending_dial(
     with anyio.move_on_after(0.2) as scope:
         await a.dial("tcp", (gone, 80))  # its SYNs go unanswered
     assert scope.cancelled_caught
-    eventually(lambda: go_counter("ops") == ops, timeout=1)
+    eventually(lambda: go_counter("ops") == ops)
     settle_fds(fds)
 
 
@@ -171,7 +171,7 @@ async def test_task_cancel_of_dial(
         tg.start_soon(a.dial, "tcp", (gone, 80))
         await anyio.wait_all_tasks_blocked()
         tg.cancel_scope.cancel()
-    eventually(lambda: go_counter("ops") == ops, timeout=1)
+    eventually(lambda: go_counter("ops") == ops)
 
 
 async def test_aclose_breaks_pending_accept_and_receive(

@@ -135,6 +135,6 @@ async def test_cancel_pending_listen_tls_and_funnel(
     with anyio.move_on_after(0.2) as scope:
         await server.listen_funnel("tcp", ":443")
     assert scope.cancelled_caught
-    eventually(lambda: go_counter("ops") == ops, timeout=5)
+    eventually(lambda: go_counter("ops") == ops)
     await server.aclose()
     settle_fds(fds)

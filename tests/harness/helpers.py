@@ -81,12 +81,19 @@ def goroutine_summary(most: int = 12) -> str:
     return "\n".join(f"{n:5} {creator}" for creator, n in creators.most_common(most))
 
 
+#: How long a condition may take to settle: a hang guard, far above any slowness.
+SETTLE_GUARD = 120.0
+
+
 def eventually(
-    check: Callable[[], bool], timeout: float = 10.0, explain: Callable[[], str] | None = None
+    check: Callable[[], bool], timeout: float = SETTLE_GUARD, explain: Callable[[], str] | None = None
 ) -> None:
     """Poll a condition that settles asynchronously (goroutines ending).
 
-    ``explain``, if given, adds to the failure message what the state was.
+    The default timeout only guards against a hang: on a loaded machine a
+    cancelled operation's goroutine (in a tsnet ``Start``, say) can take
+    seconds to end. ``explain``, if given, adds to the failure message
+    what the state was.
     """
     deadline = time.monotonic() + timeout
     while not check():
