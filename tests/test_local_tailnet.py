@@ -287,6 +287,29 @@ with LocalTailnet(interactive=True) as net:
 """
 
 
+@contextlib.contextmanager
+def tailnet_in_a_child(script: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run script (a local tailnet that prints one line, then waits for stdin's end) in a child.
+
+    Yields the child and its line; once the body is done the child must
+    exit 0 when told to. It is killed however the body ends.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    try:
+        yield proc, proc.stdout.readline()
+        proc.stdin.close()
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        proc.wait(30)
+        proc.stdin.close()
+        proc.stdout.close()
+
+
 _HOSTED_TAILNET = """
 import json, sys
 from tailnet.testing import LocalTailnet
@@ -303,13 +326,8 @@ def test_a_request_the_control_server_does_not_serve_is_an_error_not_an_abort(tm
     tailnet is hosted by a child here: the request must fail, and the
     child must go on serving.
     """
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _HOSTED_TAILNET], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    try:
-        env = json.loads(proc.stdout.readline())
+    with tailnet_in_a_child(_HOSTED_TAILNET) as (proc, line):
+        env = json.loads(line)
         options = {
             "control_url": env["TS_CONTROL_URL"],
             "authkey": env.get("TS_AUTHKEY", "k"),
@@ -322,13 +340,6 @@ def test_a_request_the_control_server_does_not_serve_is_an_error_not_an_abort(tm
             assert proc.poll() is None  # the host process lives
             with tailnet.Server("unserved-b", state_dir=tmp_path / "b", **options) as late:
                 late.up(timeout=60)  # and its control server still registers nodes
-        proc.stdin.close()
-        assert proc.wait(30) == 0
-    finally:
-        proc.kill()
-        proc.wait(30)
-        proc.stdin.close()
-        proc.stdout.close()
 
 
 def http_get(url: str) -> tuple[int, str]:
@@ -343,13 +354,8 @@ def http_get(url: str) -> tuple[int, str]:
 
 
 def test_the_control_server_survives_unknown_requests_and_logs_in_from_a_browser() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _INTERACTIVE_TAILNET], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    try:
-        control_url = proc.stdout.readline().strip()
+    with tailnet_in_a_child(_INTERACTIVE_TAILNET) as (proc, line):
+        control_url = line.strip()
         for path in ("/", "/favicon.ico", "/machine/map", "/machine/tka/init/begin", "/auth/0123abcd"):
             status, body = http_get(control_url + path)
             assert status == 404, (path, status, body)
@@ -367,10 +373,3 @@ def test_the_control_server_survives_unknown_requests_and_logs_in_from_a_browser
             node.up(timeout=60, on_event=log_in)
             assert node.state is tailnet.BackendState.RUNNING
         assert proc.poll() is None
-        proc.stdin.close()
-        assert proc.wait(30) == 0
-    finally:
-        proc.kill()
-        proc.wait(30)
-        proc.stdin.close()
-        proc.stdout.close()
