@@ -175,7 +175,7 @@ func (b *bridge) outbound() {
 		err = remoteSideError(closeWrite(b.remote))
 	}
 	if err != nil {
-		b.end(err)
+		b.endWith(err)
 		return
 	}
 	b.sent.Store(true)
@@ -208,11 +208,15 @@ func (b *bridge) inbound() {
 			}
 			buf.used(n)
 		}
+		if err == io.EOF && b.aborted() {
+			b.endWith(errEchoedEOF) // not the peer's FIN
+			return
+		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			b.end(remoteSideError(err))
+			b.endWith(remoteSideError(err))
 			return
 		}
 	}
@@ -278,6 +282,43 @@ func (b *bridge) end(fate error) {
 		b.local.SetDeadline(now)
 		b.remote.SetDeadline(now)
 	})
+}
+
+// echoWait bounds how long a copier that met only the echo of an abort
+// waits for the other copier to end the bridge with its reason (endWith):
+// that one is on its way from the netstack call that returned the reason.
+var echoWait = 2 * time.Second
+
+// endWith ends the bridge with the fate a copier met. gVisor reports an
+// aborted endpoint's reason once, to the first Read or Write after the
+// abort (tcp.Endpoint.hardErrorLocked); later calls meet only an echo of
+// it: "endpoint is closed for send", or through gonet io.EOF, which is no
+// FIN. A copier that meets an echo leaves the ending to the other, which
+// took the reason, so that the caller learns it (a timeout is
+// TimeoutError, not a reset) and never reads end-of-file for an abort. If
+// the other does not end the bridge within echoWait (a half-close's error
+// takes no reason, and the other copier may be gone), the endpoint is
+// asked: the reason if no call took it, else the last error it saw (a
+// timeout's), else the echo.
+func (b *bridge) endWith(fate error) {
+	var echo echoError
+	if b.aborted() && errors.As(fate, &echo) {
+		select {
+		case <-b.ended:
+			return
+		case <-time.After(echoWait):
+		}
+		if reason := b.ep.LastError(); reason != nil {
+			fate = remoteSideError(errors.New(reason.String()))
+		}
+	}
+	b.end(fate)
+}
+
+// aborted reports whether the netstack has aborted the connection (a
+// reset, a timeout, an abort of its own), whichever copier learnt why.
+func (b *bridge) aborted() bool {
+	return b.ep != nil && tcp.EndpointState(b.ep.State()) == tcp.StateError
 }
 
 // abortAfterPanic ends a bridge whose settle panicked: the peer gets a

@@ -51,8 +51,31 @@ func remoteSideError(err error) error {
 			return fate
 		}
 	}
-	return errorf(codeReset, "connection lost: %v", strings.TrimPrefix(err.Error(), "write: "))
+	fate := errorf(codeReset, "connection lost: %v", strings.TrimPrefix(err.Error(), "write: "))
+	for cause := err; cause != nil; cause = errors.Unwrap(cause) {
+		if netstackEchoes[cause.Error()] {
+			return echoError{fate}
+		}
+	}
+	return fate
 }
+
+// What gVisor says of an endpoint it has aborted once the reason has been
+// reported to another call (bridge.endWith): a Write's, and a half-close's.
+var netstackEchoes = map[string]bool{
+	(&tcpip.ErrClosedForSend{}).String(): true,
+	(&tcpip.ErrNotConnected{}).String():  true,
+}
+
+// An echoError is a tailnet-side fate that may only echo an abort whose
+// reason went to the other copier (bridge.endWith).
+type echoError struct{ error }
+
+func (e echoError) Unwrap() error { return e.error }
+
+// errEchoedEOF is the fate of a read that met end-of-file on a connection
+// the netstack had aborted, if its reason was not found (bridge.endWith).
+var errEchoedEOF = echoError{errorf(codeReset, "connection lost: end-of-file without the peer's FIN")}
 
 // callerSideError turns an error of our socketpair end into a fate: the
 // caller closed its socket (with data unread, or the peer then sent more).

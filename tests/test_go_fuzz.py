@@ -82,7 +82,8 @@ def test_go_unit_tests(go_test_binary: Path) -> None:
         go_test_binary,
         "-test.run",
         "^(TestPairEnd|TestEndpointInternals|TestNetstackQueueInternals|TestReturnCodes|TestWatches"
-        "|TestCrashOutput|TestCloseAfterAFailedStart|TestStartAfterCloseIsRefused)",
+        "|TestCrashOutput|TestCloseAfterAFailedStart|TestStartAfterCloseIsRefused"
+        "|TestAnAbortWhoseReasonWasTakenIsNoEOF|TestAnEchoWaitsForTheReason)",
         "-test.v",
     )
     for name in (
@@ -98,5 +99,7 @@ def test_go_unit_tests(go_test_binary: Path) -> None:
         "TestCrashOutputUnopenable",
         "TestCloseAfterAFailedStart",
         "TestStartAfterCloseIsRefused",
+        "TestAnAbortWhoseReasonWasTakenIsNoEOF",
+        "TestAnEchoWaitsForTheReason",
     ):
         assert f"--- PASS: {name}" in output
