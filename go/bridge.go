@@ -53,6 +53,8 @@ type bridge struct {
 	sent     atomic.Bool // the caller's data and the FIN are with the netstack
 	gotFIN   atomic.Bool // the peer's FIN reached the caller as EOF
 
+	echoWait time.Duration // see endWith
+
 	endOnce sync.Once
 	ended   chan struct{} // closed by end
 	fate    error         // why it ended: nil for a clean end; read after ended is closed
@@ -72,7 +74,10 @@ func newBridge(id int64, remote net.Conn, peer string, fates *fateLog, logf func
 		remote.Close()
 		return nil, -1, err
 	}
-	b := &bridge{id: id, remote: remote, ep: ep, local: local, peer: peer, fates: fates, logf: logf, ended: make(chan struct{})}
+	b := &bridge{
+		id: id, remote: remote, ep: ep, local: local, peer: peer, fates: fates, logf: logf,
+		echoWait: echoWait, ended: make(chan struct{}),
+	}
 	return b, theirs, nil
 }
 
@@ -208,7 +213,10 @@ func (b *bridge) inbound() {
 			}
 			buf.used(n)
 		}
-		if err == io.EOF && b.aborted() {
+		// Through TLS, an echoed EOF in the middle of a record is
+		// io.ErrUnexpectedEOF. (A FIN read just before an abort is taken
+		// for an echo too: the abort did happen.)
+		if (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) && b.aborted() {
 			b.endWith(errEchoedEOF) // not the peer's FIN
 			return
 		}
@@ -286,30 +294,30 @@ func (b *bridge) end(fate error) {
 
 // echoWait bounds how long a copier that met only the echo of an abort
 // waits for the other copier to end the bridge with its reason (endWith):
-// that one is on its way from the netstack call that returned the reason.
-var echoWait = 2 * time.Second
+// that one is on its way from the netstack call that returned it.
+const echoWait = 2 * time.Second
 
 // endWith ends the bridge with the fate a copier met. gVisor reports an
 // aborted endpoint's reason once, to the first Read or Write after the
 // abort (tcp.Endpoint.hardErrorLocked); later calls meet only an echo of
 // it: "endpoint is closed for send", or through gonet io.EOF, which is no
-// FIN. A copier that meets an echo leaves the ending to the other, which
-// took the reason, so that the caller learns it (a timeout is
-// TimeoutError, not a reset) and never reads end-of-file for an abort. If
-// the other does not end the bridge within echoWait (a half-close's error
-// takes no reason, and the other copier may be gone), the endpoint is
-// asked: the reason if no call took it, else the last error it saw (a
-// timeout's), else the echo.
+// FIN. A copier that meets an echo asks the endpoint for the reason
+// (LastError: the reason if no call has taken it, else, after a timeout,
+// the timeout); failing that, it leaves the ending to the other copier,
+// which took the reason, so that the caller learns it (a timeout is
+// TimeoutError, not a reset) and never reads end-of-file for an abort.
+// It waits for that at most b.echoWait.
 func (b *bridge) endWith(fate error) {
 	var echo echoError
 	if b.aborted() && errors.As(fate, &echo) {
-		select {
-		case <-b.ended:
-			return
-		case <-time.After(echoWait):
-		}
 		if reason := b.ep.LastError(); reason != nil {
 			fate = remoteSideError(errors.New(reason.String()))
+		} else {
+			select {
+			case <-b.ended:
+				return
+			case <-time.After(b.echoWait):
+			}
 		}
 	}
 	b.end(fate)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -114,24 +115,23 @@ func unstartedBridge(t *testing.T, conn net.Conn) *bridge {
 	return b
 }
 
-func shortEchoWait(t *testing.T) {
-	saved := echoWait
-	echoWait = 50 * time.Millisecond
-	t.Cleanup(func() { echoWait = saved })
-}
-
 // TestAnAbortWhoseReasonWasTakenIsNoEOF: gVisor reports an aborted
 // endpoint's reason once; the next Read returns io.EOF through gonet. A
 // bridge whose other copier took the reason must still end in an abort
 // (ECONNRESET for the caller), never a clean end-of-file. Before endWith,
 // the caller read EOF here.
 func TestAnAbortWhoseReasonWasTakenIsNoEOF(t *testing.T) {
-	shortEchoWait(t)
 	conn, peer, _ := netstackPair(t)
 	resetByPeer(t, conn, peer)
 	fates := &fateLog{}
 	b, fd, err := newBridge(1, conn, "peer", fates, t.Logf)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing else will end it: the wait runs out.
+	b.echoWait = 50 * time.Millisecond
+	// Non-blocking, so that the read deadline below works.
+	if err := unix.SetNonblock(fd, true); err != nil {
 		t.Fatal(err)
 	}
 	caller := os.NewFile(uintptr(fd), "caller")
@@ -155,7 +155,6 @@ func TestAnAbortWhoseReasonWasTakenIsNoEOF(t *testing.T) {
 // fate to the other copier, which took the reason (a timeout stays a
 // timeout); failing that, it asks the endpoint.
 func TestAnEchoWaitsForTheReason(t *testing.T) {
-	shortEchoWait(t)
 	echo := remoteSideError(errors.New((&tcpip.ErrClosedForSend{}).String()))
 	if _, ok := echo.(echoError); !ok {
 		t.Fatalf("remoteSideError(closed for send) = %#v, want an echoError", echo)
@@ -168,7 +167,7 @@ func TestAnEchoWaitsForTheReason(t *testing.T) {
 		conn, peer, _ := netstackPair(t)
 		resetByPeer(t, conn, peer)
 		b := unstartedBridge(t, conn)
-		echoWait = time.Minute // the other copier must end it first
+		b.echoWait = time.Minute // the other copier must end it first
 		go b.end(errPeerTimeout)
 		b.endWith(echo)
 		if b.fate != errPeerTimeout {
@@ -180,7 +179,7 @@ func TestAnEchoWaitsForTheReason(t *testing.T) {
 		resetConn(peer, tcpEndpoint(peer))
 		awaitAbort(t, tcpEndpoint(conn), events)
 		b := unstartedBridge(t, conn)
-		echoWait = 50 * time.Millisecond
+		b.echoWait = time.Minute                      // the endpoint still has the reason: no wait
 		b.endWith(remoteSideError(conn.CloseWrite())) // a half-close takes no reason
 		if b.fate != errPeerReset {
 			t.Fatalf("fate = %v, want %v", b.fate, errPeerReset)
