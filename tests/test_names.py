@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from harness.helpers import EchoServer
-from harness.quiet import ETH_P_ALL, in_test_netns, stray_packets
+from harness.quiet import in_test_netns, stray_packets, watch_tn1
 
 import tailnet
 from tailnet.testing import LocalTailnet
@@ -33,9 +33,7 @@ HANG_GUARD = 60
 @pytest.fixture
 def capture() -> Iterator[socket.socket]:
     """A raw socket on tn1: what it receives was sent towards another network."""
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as sock:
-        sock.bind(("tn1", 0))
-        sock.setblocking(False)
+    with watch_tn1() as sock:
         yield sock
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from harness import gotools
 from harness.helpers import LoopbackEcho, assert_echoes_intact, eventually, sha256
-from harness.quiet import ETH_P_ALL, in_test_netns, stray_packets
+from harness.quiet import in_test_netns, stray_packets, watch_tn1
 from harness.tailscaled import Tailscaled, poll
 
 import tailnet
@@ -207,9 +207,7 @@ def test_tailscaled_sends_nothing_off_the_machine(
     tailscale_bin: Path, interop_net: LocalTailnet, py_node: tailnet.Server, tmp_path: Path
 ) -> None:
     """A whole tailscaled life (start, login, a connection each way, stop) under the tn1 watch."""
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as capture:
-        capture.bind(("tn1", 0))
-        capture.setblocking(False)
+    with watch_tn1() as capture:
         quiet = Tailscaled(tailscale_bin, tmp_path)
         try:
             quiet.up(interop_net.control_url, AUTHKEY, "tsd-quiet")

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 from harness.helpers import eventually, go_counter, recv_all
-from harness.quiet import in_test_netns, stray_packets
+from harness.quiet import in_test_netns, stray_packets, watch_tn1
 
 import tailnet
 from tailnet._waiting_sync import wait_readable
@@ -84,9 +84,7 @@ def test_listen_tls_without_a_certificate_fails_at_listen(pair: Pair) -> None:
 @in_test_netns
 def test_certificate_requests_never_leave_the_machine(pair: Pair) -> None:
     a, _ = pair
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003)) as capture:
-        capture.bind(("tn1", 0))
-        capture.setblocking(False)
+    with watch_tn1() as capture:
         with pytest.raises(tailnet.CertificateUnavailableError):
             a.listen_tls("tcp", ":443", timeout=60)
         with pytest.raises(tailnet.CertificateUnavailableError):

@@ -7,8 +7,10 @@ node tried to send off this machine (log upload, port mapping, DNS).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,6 +20,21 @@ in_test_netns = pytest.mark.skipif(
 )
 ICMPV6 = 58
 HOP_BY_HOP = 0
+
+
+@contextlib.contextmanager
+def watch_tn1() -> Iterator[socket.socket]:
+    """A non-blocking raw socket that receives every frame reaching tn1, and nothing else.
+
+    It is opened for no protocol, then bound to tn1 for all of them: a packet
+    socket opened for all protocols receives from every interface until it is
+    bound, and on a loaded machine a loopback packet of the local tailnet
+    once came in through that window.
+    """
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
+        sock.bind(("tn1", ETH_P_ALL))  # Python puts the protocol in network order
+        sock.setblocking(False)
+        yield sock
 
 
 def hop_by_hop_next(frame: bytes) -> int | None:
