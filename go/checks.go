@@ -106,6 +106,9 @@ func debugCounter(name string) (int64, error) {
 	if name == "gc_percent" {
 		return gcPercent(), nil
 	}
+	if name == "gomaxprocs" {
+		return int64(runtime.GOMAXPROCS(0)), nil
+	}
 	if v, ok := goMemory(name); ok {
 		return v, nil
 	}

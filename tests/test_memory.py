@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 
 import pytest
@@ -50,21 +48,3 @@ def test_the_relocation_table_is_unmapped_once_a_node_is_up(local_tailnet: Local
         # at most what is not the table resident, and none of it written.
         assert first["Rss"] <= first["Size"] - dropped_kb
         assert first["Anonymous"] == 0
-
-
-_GC_PERCENT = "from tailnet.testing import debug_counter; print(debug_counter('gc_percent'))"
-
-
-def test_the_go_runtime_collects_at_gogc_50_unless_gogc_is_set() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "GOGC"}
-    for gogc, want in ((None, "50"), ("80", "80"), ("off", "-1")):
-        run_env = env if gogc is None else {**env, "GOGC": gogc}
-        done = subprocess.run(
-            [sys.executable, "-c", _GC_PERCENT],
-            env=run_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        assert done.stdout.strip() == want, (gogc, done.stdout, done.stderr[-500:])

@@ -58,6 +58,7 @@ DEBUG_COUNTERS = (
     "go_total_bytes",
     "dropped_reloc_bytes",
     "gc_percent",
+    "gomaxprocs",
 )
 
 
@@ -76,7 +77,9 @@ def debug_counter(name: str) -> int:
     own structures, and the total (``benchmarks/memory.py`` reports them);
     ``dropped_reloc_bytes`` is how much of the library's relocation table
     it unmapped once loaded (Linux; docs/architecture.md), ``gc_percent``
-    the Go runtime's GOGC (50 unless the ``GOGC`` variable was set).
+    the Go runtime's GOGC (50 unless the ``GOGC`` variable was set) and
+    ``gomaxprocs`` its GOMAXPROCS (one less than Go's default, at least 1,
+    unless the ``GOMAXPROCS`` variable was set).
     """
     if name not in DEBUG_COUNTERS:
         raise ConfigurationError(f"no debug counter {name!r}; one of {', '.join(DEBUG_COUNTERS)}")
