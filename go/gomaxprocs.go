@@ -10,15 +10,14 @@ import (
 // set when the library is loaded.
 //
 // Go sizes its scheduler to every CPU it may use, as if its goroutines
-// were all the process ran. Here they are not: the process's Python
-// thread does its share of every byte and every wakeup, on a CPU the Go
-// scheduler counts as its own. With a processor for each CPU, each
-// goroutine woken (a copier, WireGuard's pipeline, the netstack) wakes a
-// second thread to look for more work, which then competes with the
-// Python thread for the CPU. On 2 CPUs (docs/performance.md, "Go's
-// processors"), one processor cut a 1-byte round trip by about 30% and
-// its CPU time by as much, on every API, and did not lower one node's
-// throughput.
+// were all the process ran. Here the Python thread does its share of
+// every byte and every wakeup, on a CPU the scheduler counts as its own,
+// and each goroutine woken makes the runtime wake another thread to look
+// for work, which competes with the Python thread. On 2 CPUs one
+// processor instead of two cut the CPU time of a round trip by about 30%
+// and its context switches by almost half, on every API; one node per
+// process moved as many bytes or more, two busy nodes in one process
+// about 20% fewer (docs/performance.md, "Go's processors").
 func init() {
 	if _, set := os.LookupEnv("GOMAXPROCS"); set {
 		return
