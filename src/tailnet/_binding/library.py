@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import Any
 
-from .._exceptions import ForkedProcessError, LibraryNotFoundError
+from .._exceptions import ConfigurationError, ForkedProcessError, LibraryNotFoundError
 
 __all__ = ["ffi", "lib"]
 
@@ -73,10 +73,27 @@ def lib() -> Any:
         return _State.lib
     with _lock:
         if _State.lib is None:
+            _check_environment()
             handle = _open()
             _forward_environment(handle)
             _State.lib = handle
     return _State.lib
+
+
+#: The library's own GOMAXPROCS (go/gomaxprocs.go), read by its Go runtime
+#: when it loads: "go" for Go's default, or a positive whole number.
+_GOMAXPROCS_VARIABLE = "TAILNET_GOMAXPROCS"
+
+
+def _check_environment() -> None:
+    """Refuse a setting the Go runtime would read, and could only ignore, when the library loads."""
+    value = os.environ.get(_GOMAXPROCS_VARIABLE)
+    if value is None or value == "go" or (value.isascii() and value.isdigit() and 0 < int(value) < 1 << 31):
+        return
+    raise ConfigurationError(
+        f"{_GOMAXPROCS_VARIABLE}={value!r}: set it to a positive whole number of processors, "
+        "or to 'go' for the Go runtime's own default"
+    )
 
 
 def _open() -> Any:
