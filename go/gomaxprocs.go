@@ -33,11 +33,12 @@ func init() {
 	if mine == "go" {
 		return
 	}
+	current := runtime.GOMAXPROCS(0) // Go's default
 	n, ok := positive(mine)
 	if !ok {
-		n = libraryProcs(runtime.GOMAXPROCS(0))
+		n = libraryProcs(current)
 	}
-	if n != runtime.GOMAXPROCS(0) { // setting it, even unchanged, stops Go's updates
+	if n != current { // setting it, even unchanged, stops Go's updates
 		runtime.GOMAXPROCS(n)
 	}
 }

@@ -79,7 +79,7 @@ def debug_counter(name: str) -> int:
     it unmapped once loaded (Linux; docs/architecture.md), ``gc_percent``
     the Go runtime's GOGC (50 unless the ``GOGC`` variable was set) and
     ``gomaxprocs`` its GOMAXPROCS (one less than Go's default, at least 1,
-    unless the ``GOMAXPROCS`` variable was set).
+    unless ``GOMAXPROCS`` or ``TAILNET_GOMAXPROCS`` was set).
     """
     if name not in DEBUG_COUNTERS:
         raise ConfigurationError(f"no debug counter {name!r}; one of {', '.join(DEBUG_COUNTERS)}")
