@@ -246,20 +246,37 @@ func (b *bridge) drain() {
 	b.local.SetReadDeadline(time.Now())
 }
 
-// delivered reports whether the peer has acknowledged everything we sent,
-// FIN included (or the connection is over and nothing more can be).
-func (b *bridge) delivered() bool {
+// delivery reports whether the peer has acknowledged everything we sent,
+// FIN included, and if it never will because the netstack aborted the
+// connection first, why (the fate to end the bridge with). The reason is
+// the one gVisor keeps for the next call on the endpoint: a copier that
+// met the abort took it and ends the bridge itself (endWith).
+func (b *bridge) delivery() (delivered bool, fate error) {
 	if !b.sent.Load() {
-		return false
+		return false, nil
 	}
 	if b.ep == nil {
-		return true
+		return true, nil
 	}
 	switch tcp.EndpointState(b.ep.State()) {
-	case tcp.StateFinWait2, tcp.StateTimeWait, tcp.StateClose, tcp.StateError:
-		return true
+	case tcp.StateFinWait2, tcp.StateTimeWait:
+		return true, nil
+	case tcp.StateClose:
+		// A clean end after LAST-ACK, or a RST in CLOSE-WAIT, which gVisor
+		// turns into CLOSED with ErrAborted (tcp.Endpoint.handleReset) while
+		// our data or FIN may still wait for the peer's window. (Any other
+		// error is a soft one, from an ICMP message.)
+		if _, reset := b.ep.LastError().(*tcpip.ErrAborted); reset {
+			return false, errPeerReset
+		}
+		return true, nil
+	case tcp.StateError:
+		if reason := b.ep.LastError(); reason != nil {
+			return false, remoteSideError(errors.New(reason.String()))
+		}
+		return false, errLostUnacknowledged
 	}
-	return false
+	return false, nil
 }
 
 // end ends the bridge, once: cleanly (fate nil: everything was delivered
@@ -353,7 +370,11 @@ func (b *bridge) isEnded() bool {
 // ECONNRESET, unless the peer's FIN had reached it and our side was all
 // delivered.
 func (b *bridge) settle() {
-	for wait := time.Millisecond; !b.isEnded() && !b.delivered(); wait = min(2*wait, 100*time.Millisecond) {
+	for wait := time.Millisecond; !b.isEnded(); wait = min(2*wait, 100*time.Millisecond) {
+		if delivered, fate := b.delivery(); delivered || fate != nil {
+			b.end(fate) // nil: a clean end
+			break
+		}
 		select {
 		case <-b.ended:
 		case <-time.After(wait):

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -185,4 +186,66 @@ func TestAnEchoWaitsForTheReason(t *testing.T) {
 			t.Fatalf("fate = %v, want %v", b.fate, errPeerReset)
 		}
 	})
+}
+
+// TestAResetBeforeTheAcknowledgementIsNoCleanEnd: the caller writes and
+// closes; the bridge hands everything and the FIN to the netstack, then
+// the peer, which has read none of it, resets the connection before it
+// has acknowledged it all. The bridge must end in that abort, recorded
+// for tailnet_conn_error, whichever goroutine meets it: settle (both
+// copiers done), or the inbound copier still waiting for the peer's FIN.
+// Before, delivery took an aborted endpoint for one that had delivered
+// (gVisor's state after a RST is ERROR, or CLOSED in CLOSE-WAIT), and
+// settle ended such a bridge cleanly.
+func TestAResetBeforeTheAcknowledgementIsNoCleanEnd(t *testing.T) {
+	for _, peerFIN := range []bool{true, false} {
+		t.Run(fmt.Sprintf("peer FIN %v", peerFIN), func(t *testing.T) {
+			conn, peer, _ := netstackPair(t)
+			// A small receive window, so that most of what is written
+			// below stays in our send queue, which takes it all.
+			tcpEndpoint(peer).SocketOptions().SetReceiveBufferSize(4096, true)
+			if peerFIN {
+				if err := peer.CloseWrite(); err != nil { // the inbound copier ends first
+					t.Fatal(err)
+				}
+			}
+			fates := &fateLog{}
+			b, fd, err := newBridge(1, conn, "peer", fates, t.Logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caller := os.NewFile(uintptr(fd), "caller")
+			done := make(chan struct{})
+			b.start(func(*bridge) { close(done) })
+
+			// More than the peer's receive window: the rest stays in our
+			// send queue, unacknowledged, with the FIN behind it.
+			if _, err := caller.Write(make([]byte, 256<<10)); err != nil {
+				t.Fatal(err)
+			}
+			caller.Close()
+			guard := time.After(time.Minute) // a hang guard
+			for tick := time.NewTicker(time.Millisecond); !b.sent.Load(); {
+				select {
+				case <-tick.C:
+				case <-guard:
+					t.Fatal("the bridge never handed the FIN to the netstack")
+				}
+			}
+			if delivered, _ := b.delivery(); delivered { // the window is closed: the FIN waits behind the data
+				t.Fatalf("delivered in state %v; want data and FIN unacknowledged",
+					tcp.EndpointState(tcpEndpoint(conn).State()))
+			}
+
+			resetConn(peer, tcpEndpoint(peer))
+			select {
+			case <-done:
+			case <-guard:
+				t.Fatal("the bridge never ended")
+			}
+			if b.fate != errPeerReset || fates.lookup(1) != errPeerReset {
+				t.Fatalf("fate = %v, recorded %v; want %v", b.fate, fates.lookup(1), errPeerReset)
+			}
+		})
+	}
 }

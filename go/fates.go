@@ -30,6 +30,9 @@ var (
 	errPeerTimeout   = errorf(codeTimeout, "the peer stopped answering (TCP keepalive or retransmissions)")
 	errNetstackAbort = errorf(codeReset, "connection aborted by this node's network stack")
 	errInternalAbort = errorf(codeInternal, "internal error in the connection's bridge (please report)")
+	// errLostUnacknowledged: the netstack aborted the connection before the
+	// peer had acknowledged everything, and no reason was left to read.
+	errLostUnacknowledged = errorf(codeReset, "connection lost before the peer had acknowledged everything sent")
 )
 
 // gonet reports gVisor's errors as their text only.

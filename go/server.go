@@ -418,8 +418,10 @@ func (s *server) awaitBridges(linger time.Duration) cutStats {
 			return cutStats{}
 		}
 		for _, b := range pending {
-			if b.delivered() {
+			if delivered, fate := b.delivery(); delivered {
 				b.end(errDelivered)
+			} else if fate != nil {
+				b.end(fate) // aborted before the peer acknowledged it all
 			}
 		}
 		select {
