@@ -12,9 +12,11 @@ It prints the paths of the files it wrote, one per line. With
 (go/cmd/tsnetbench, used by benchmarks/) into PATH, as upstream ships
 tsnet: no build tags, unpatched gVisor.
 
-The library is built against a copy of gVisor with one fix of ours (GRO's
-Flush, see ``GRO_FIX``), made under ``build/patched/`` from Go's module
-cache at build time, and selected with ``go build -modfile``.
+The library is built against copies of tailscale.com, gVisor and
+wireguard-go with small fixes of ours (``TAILSCALE_PATCHES``; GRO's Flush,
+``GRO_FIX``; a bound on wireguard-go's buffer pools, ``WG_POOL_FIX``),
+made under ``build/patched/`` from Go's module cache at build time, and
+selected with ``go build -modfile``.
 
 What it builds for is chosen by the environment, so CMake and pip need not
 know anything about Go:
@@ -127,12 +129,12 @@ class BuildError(Exception):
 
 @dataclass(frozen=True)
 class SourceFix:
-    """A one-line fix of ours to a function of a Go module, made in a copy of the module.
+    """A one-line fix of ours to a function (or a const block) of a Go module, made in a copy of it.
 
-    ``function`` is the function exactly as the module ships it. A function
-    of any other text is refused: the fix was written for this one. The
-    same function with ``fixed`` in place of ``line`` is accepted as
-    already fixed, and the module is then used as it is.
+    ``function`` is the function (from its doc comment), or the block,
+    exactly as the module ships it. Any other text is refused: the fix was
+    written for this one. The same text with ``fixed`` in place of ``line``
+    is accepted as already fixed, and the module is then used as it is.
     """
 
     module: str
@@ -141,9 +143,21 @@ class SourceFix:
     line: str
     fixed: str
     notice: str  # what the notices say was changed (Apache-2.0 4(b))
+    section: str  # of docs/packaging.md, which says why
+
+    @property
+    def is_function(self) -> bool:
+        """Whether the fix is to a function (else to a block such as ``const (...)``)."""
+        return self.function.startswith("// ")
 
     def find(self, source: str) -> str:
-        """The function's text in source (from its doc comment to its closing brace)."""
+        """The function's text in source (from its doc comment to its closing brace).
+
+        For a block, the block as shipped or as fixed, if source has either.
+        """
+        if not self.is_function:
+            fixed = self.function.replace(self.line, self.fixed)
+            return next((text for text in (self.function, fixed) if text in source), "")
         name = re.escape(self.function.split("\n", 2)[1].rstrip("{ "))
         match = re.search(rf"^// [^\n]*\n{name} \{{\n.*?^\}}\n", source, re.M | re.S)
         return match.group(0) if match else ""
@@ -155,11 +169,12 @@ class SourceFix:
             return True
         if found == self.function.replace(self.line, self.fixed):
             return False
+        subject = self.function.splitlines()[1] if self.is_function else self.line.strip()
         raise BuildError(
             f"{where}: this {self.module} is not the one build_libtailscale.py's fix was written for "
-            f"(its {self.file} has {'another' if found else 'no'} {self.function.splitlines()[1]!r}). "
-            "Read the new code: if the bug (docs/packaging.md, 'The GRO fix') is gone, add its text to "
-            "SourceFix as already fixed; if not, write the fix for it."
+            f"(its {self.file} has {'another' if found else 'no'} {subject!r}). "
+            f"Read the new code: if what the fix is for (docs/packaging.md, {self.section!r}) is gone, "
+            "add its text to SourceFix as already fixed; if not, write the fix for it."
         )
 
     def apply(self, source: str) -> str:
@@ -202,7 +217,46 @@ GRO_FIX = SourceFix(
         "entry of the one just removed), so that Flush delivers every queued packet\n"
         "(google/gvisor#14081). No other file of this module is changed."
     ),
+    section="The GRO fix",
 )
+
+#: wireguard-go takes a message buffer from its pools for every datagram it
+#: receives, sized for the largest UDP datagram (64 KiB, MaxSegmentSize), and
+#: on Linux the pools are unbounded (PreallocatedBuffersPerPool = 0, "Disable
+#: and allow for infinite memory growth"). A node whose application reads
+#: slower than its peers send queues each datagram of about 1.3 KB in such a
+#: buffer: 1.1 to 1.4 GB of Go heap, measured, while 100 connections sent it
+#: 256 MiB, in Go tsnet as in the library. The fix bounds each pool at
+#: 1024 objects, as wireguard-go's iOS build does: once they are all in use,
+#: the receiving goroutine waits for one to come back, and the datagrams
+#: wait in the kernel's socket buffer (or, past it, are dropped, and TCP
+#: inside the tunnel resends them).
+WG_POOL_FIX = SourceFix(
+    module="github.com/tailscale/wireguard-go",
+    file="device/queueconstants_default.go",
+    function=(
+        "const (\n"
+        "\tQueueStagedSize            = conn.IdealBatchSize\n"
+        "\tQueueOutboundSize          = 1024\n"
+        "\tQueueInboundSize           = 1024\n"
+        "\tQueueHandshakeSize         = 1024\n"
+        "\tMaxSegmentSize             = (1 << 16) - 1 // largest possible UDP datagram\n"
+        "\tPreallocatedBuffersPerPool = 0             // Disable and allow for infinite memory growth\n"
+        ")\n"
+    ),
+    line="PreallocatedBuffersPerPool = 0             // Disable and allow for infinite memory growth",
+    fixed="PreallocatedBuffersPerPool = 1024",
+    notice=(
+        "Modified by tailnet: device/queueconstants_default.go, one constant\n"
+        "(PreallocatedBuffersPerPool, 0 to 1024, as this module's iOS build has it),\n"
+        "so that its buffer pools are bounded. No other file of this module is changed."
+    ),
+    section="The wireguard-go pool bound",
+)
+
+#: Our fixes to modules other than tailscale.com, each made unless the
+#: module is already fixed.
+SOURCE_FIXES = (GRO_FIX, WG_POOL_FIX)
 
 #: Where the build makes its patched copies of Go modules, and the go.mod
 #: that points the build at them (``go build -modfile``).
@@ -300,17 +354,17 @@ class Patches:
 def prepare_patches(go: str) -> Patches:
     """Make the patched copies the library needs, and the go.mod that selects them.
 
-    tailscale.com is always patched (:data:`TAILSCALE_PATCHES`); gVisor unless its GRO
-    is already fixed (:data:`GRO_FIX`).
+    tailscale.com is always patched (:data:`TAILSCALE_PATCHES`); gVisor and
+    wireguard-go unless they are already fixed (:data:`SOURCE_FIXES`).
     """
     name, shadow = patched_tailscale(go)
     replacements = {name: shadow}
     notices = [(name, TSNET_NOTICE)]
-    module = go_module(go, GRO_FIX.module)
-    where = f"{GRO_FIX.module} {module.version}"
-    if GRO_FIX.needed((module.dir / GRO_FIX.file).read_text(), where):
-        replacements[GRO_FIX.module] = patched_copy(GRO_FIX, module)
-        notices.append((GRO_FIX.module, GRO_FIX.notice))
+    for fix in SOURCE_FIXES:
+        module = go_module(go, fix.module)
+        if fix.needed((module.dir / fix.file).read_text(), f"{fix.module} {module.version}"):
+            replacements[fix.module] = patched_copy(fix, module)
+            notices.append((fix.module, fix.notice))
     return Patches(write_modfile(replacements), tuple(notices))
 
 

@@ -11,7 +11,7 @@ the library is built (the same tags, the same patched gVisor) and must lose
 no connection. Built against the unpatched gVisor it loses from a few in
 ten thousand to a few in a thousand (docs/packaging.md has the figures).
 The test binary is built first, on its own: on a busy machine that alone
-takes minutes.
+takes minutes. How the fix is made and refused: tests/unit/test_source_fixes.py.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import build_libtailscale  # noqa: E402  (the build script, at the repository's root)
-from build_libtailscale import GRO_FIX, BuildError  # noqa: E402
 
 needs_go = pytest.mark.skipif(shutil.which("go") is None, reason="needs the Go toolchain")
 
@@ -71,31 +70,3 @@ def test_two_nodes_in_one_process_lose_no_connection_with_gro(burst_test_binary:
     output = done.stdout + done.stderr
     assert "--- PASS: TestBurst" in output, output[-4000:]
     assert re.search(r"bad: 0\b", output), output[-4000:]
-
-
-def test_the_fix_is_made_to_the_flush_gvisor_ships() -> None:
-    source = f"package gro\n\n{GRO_FIX.function}"
-    assert GRO_FIX.needed(source, "test")
-    fixed = GRO_FIX.apply(source)
-    assert fixed != source
-    changed = [line for line in fixed.splitlines() if line not in source.splitlines()]
-    assert len(changed) == 1, "one line changed"
-    assert GRO_FIX.fixed in changed[0]
-    assert "tailnet" in changed[0], "the changed line says who changed it"
-
-
-def test_an_already_fixed_flush_is_left_alone() -> None:
-    fixed = GRO_FIX.function.replace(GRO_FIX.line, GRO_FIX.fixed)
-    assert not GRO_FIX.needed(f"package gro\n\n{fixed}", "test")
-
-
-@pytest.mark.parametrize(
-    "source",
-    [
-        pytest.param("package gro\n", id="no Flush"),
-        pytest.param(GRO_FIX.function.replace("pkt.DecRef()", "pkt.DecRef() // changed"), id="another Flush"),
-    ],
-)
-def test_a_flush_the_fix_was_not_written_for_is_refused(source: str) -> None:
-    with pytest.raises(BuildError, match=r"gvisor\.dev/gvisor vX: this gvisor\.dev/gvisor is not the one"):
-        GRO_FIX.needed(source, "gvisor.dev/gvisor vX")
