@@ -55,6 +55,9 @@ type bridge struct {
 
 	echoWait time.Duration // see endWith
 
+	lostMu sync.Mutex // serializes delivery's look at the endpoint (settle and the server's close)
+	lost   error      // what delivery found, once it found an abort
+
 	endOnce sync.Once
 	ended   chan struct{} // closed by end
 	fate    error         // why it ended: nil for a clean end; read after ended is closed
@@ -249,8 +252,10 @@ func (b *bridge) drain() {
 // delivery reports whether the peer has acknowledged everything we sent,
 // FIN included, and if it never will because the netstack aborted the
 // connection first, why (the fate to end the bridge with). The reason is
-// the one gVisor keeps for the next call on the endpoint: a copier that
-// met the abort took it and ends the bridge itself (endWith).
+// the one gVisor keeps for the next call on the endpoint, which reading
+// it clears: so it is read under lostMu and kept, for settle and the
+// server's close may both ask. A copier that met the abort took it and
+// ends the bridge itself (endWith); then the fate is errLostUnacknowledged.
 func (b *bridge) delivery() (delivered bool, fate error) {
 	if !b.sent.Load() {
 		return false, nil
@@ -258,6 +263,17 @@ func (b *bridge) delivery() (delivered bool, fate error) {
 	if b.ep == nil {
 		return true, nil
 	}
+	b.lostMu.Lock()
+	defer b.lostMu.Unlock()
+	if b.lost != nil {
+		return false, b.lost
+	}
+	delivered, b.lost = b.lookAtEndpoint()
+	return delivered, b.lost
+}
+
+// lookAtEndpoint is delivery's reading of the endpoint's state.
+func (b *bridge) lookAtEndpoint() (delivered bool, fate error) {
 	switch tcp.EndpointState(b.ep.State()) {
 	case tcp.StateFinWait2, tcp.StateTimeWait:
 		return true, nil

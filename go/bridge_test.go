@@ -225,7 +225,9 @@ func TestAResetBeforeTheAcknowledgementIsNoCleanEnd(t *testing.T) {
 			}
 			caller.Close()
 			guard := time.After(time.Minute) // a hang guard
-			for tick := time.NewTicker(time.Millisecond); !b.sent.Load(); {
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for !b.sent.Load() {
 				select {
 				case <-tick.C:
 				case <-guard:
@@ -247,5 +249,21 @@ func TestAResetBeforeTheAcknowledgementIsNoCleanEnd(t *testing.T) {
 				t.Fatalf("fate = %v, recorded %v; want %v", b.fate, fates.lookup(1), errPeerReset)
 			}
 		})
+	}
+}
+
+// TestDeliveryOfAnAbortedEndpoint: an endpoint in ERROR has not delivered,
+// and delivery keeps the reason it read (reading it clears it in gVisor),
+// so that settle and a closing server, which may both ask, agree.
+func TestDeliveryOfAnAbortedEndpoint(t *testing.T) {
+	conn, peer, events := netstackPair(t)
+	resetConn(peer, tcpEndpoint(peer))
+	awaitAbort(t, tcpEndpoint(conn), events)
+	b := unstartedBridge(t, conn)
+	b.sent.Store(true) // as after the caller's data and FIN went to the netstack
+	for range 2 {
+		if delivered, fate := b.delivery(); delivered || fate != errPeerReset {
+			t.Fatalf("delivery() = %v, %v; want false, %v", delivered, fate, errPeerReset)
+		}
 	}
 }

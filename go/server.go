@@ -418,11 +418,12 @@ func (s *server) awaitBridges(linger time.Duration) cutStats {
 			return cutStats{}
 		}
 		for _, b := range pending {
-			if delivered, fate := b.delivery(); delivered {
+			switch delivered, fate := b.delivery(); {
+			case delivered:
 				b.end(errDelivered)
-			} else if fate != nil {
+			case fate != nil && fate != errLostUnacknowledged:
 				b.end(fate) // aborted before the peer acknowledged it all
-			}
+			} // errLostUnacknowledged: a copier took the reason, and ends the bridge with it
 		}
 		select {
 		case <-deadline.C:
