@@ -14,7 +14,7 @@ tsnet: no build tags, unpatched gVisor.
 
 The library is built against copies of tailscale.com, gVisor and
 wireguard-go with small fixes of ours (``TAILSCALE_PATCHES``; GRO's Flush,
-``GRO_FIX``; a bound on wireguard-go's buffer pools, ``WG_POOL_FIX``),
+``GRO_FIX``; a bound on wireguard-go's pool of inbound elements, ``WG_POOL_FIX``),
 made under ``build/patched/`` from Go's module cache at build time, and
 selected with ``go build -modfile``.
 
@@ -129,7 +129,7 @@ class BuildError(Exception):
 
 @dataclass(frozen=True)
 class SourceFix:
-    """A one-line fix of ours to a function (or a const block) of a Go module, made in a copy of it.
+    """A one-line fix of ours to a function (or another block) of a Go module, made in a copy of it.
 
     ``function`` is the function (from its doc comment), or the block,
     exactly as the module ships it. Any other text is refused: the fix was
@@ -147,13 +147,17 @@ class SourceFix:
 
     @property
     def is_function(self) -> bool:
-        """Whether the fix is to a function (else to a block such as ``const (...)``)."""
+        """Whether the text is a function with a doc comment, found by its name.
+
+        Any other text (a function without a doc comment, a ``const`` block)
+        is found as it is.
+        """
         return self.function.startswith("// ")
 
     def find(self, source: str) -> str:
         """The function's text in source (from its doc comment to its closing brace).
 
-        For a block, the block as shipped or as fixed, if source has either.
+        For other text, that text as shipped or as fixed, if source has either.
         """
         if not self.is_function:
             fixed = self.function.replace(self.line, self.fixed)
@@ -169,10 +173,13 @@ class SourceFix:
             return True
         if found == self.function.replace(self.line, self.fixed):
             return False
-        subject = self.function.splitlines()[1] if self.is_function else self.line.strip()
+        if self.is_function:
+            subject, other = self.function.splitlines()[1], bool(found)
+        else:
+            subject, other = self.function.splitlines()[0], self.line in source or self.fixed in source
         raise BuildError(
             f"{where}: this {self.module} is not the one build_libtailscale.py's fix was written for "
-            f"(its {self.file} has {'another' if found else 'no'} {subject!r}). "
+            f"(its {self.file} has {'another' if other else 'no'} {subject!r}). "
             f"Read the new code: if what the fix is for (docs/packaging.md, {self.section!r}) is gone, "
             "add its text to SourceFix as already fixed; if not, write the fix for it."
         )
@@ -221,35 +228,53 @@ GRO_FIX = SourceFix(
 )
 
 #: wireguard-go takes a message buffer from its pools for every datagram it
-#: receives, sized for the largest UDP datagram (64 KiB, MaxSegmentSize), and
-#: on Linux the pools are unbounded (PreallocatedBuffersPerPool = 0, "Disable
-#: and allow for infinite memory growth"). A node whose application reads
-#: slower than its peers send queues each datagram of about 1.3 KB in such a
-#: buffer: 1.1 to 1.4 GB of Go heap, measured, while 100 connections sent it
-#: 256 MiB, in Go tsnet as in the library. The fix bounds each pool at
-#: 1024 objects, as wireguard-go's iOS build does: once they are all in use,
-#: the receiving goroutine waits for one to come back, and the datagrams
-#: wait in the kernel's socket buffer (or, past it, are dropped, and TCP
-#: inside the tunnel resends them).
+#: receives, sized for the largest UDP datagram (64 KiB, MaxSegmentSize),
+#: and in its default build (Linux, macOS) the pools are unbounded
+#: (PreallocatedBuffersPerPool = 0). A node that receives faster than its
+#: netstack and application take the data in queues each datagram of about
+#: 1.3 KB in such a buffer: in the benchmark's 100 streams (256 MiB), the
+#: receiving process's live heap reached 0.8-1.2 GB in the library and
+#: 1.7 GB in Go tsnet. The fix bounds the pool of inbound work elements at
+#: 1024: each holds one received datagram's buffer until the peer's
+#: sequential receiver has handed it to the netstack, so at most 1024
+#: received datagrams wait inside the node; the receiving goroutine then
+#: waits for an element, and the datagrams wait in the kernel's socket
+#: buffer (or, past it, are dropped, and TCP inside the tunnel resends
+#: them). Only that pool: the message buffer pool is shared with the send
+#: path, and a bound there can deadlock, a send that waits for a buffer
+#: only the blocked receive path would return (docs/packaging.md).
 WG_POOL_FIX = SourceFix(
     module="github.com/tailscale/wireguard-go",
-    file="device/queueconstants_default.go",
+    file="device/pools.go",
     function=(
-        "const (\n"
-        "\tQueueStagedSize            = conn.IdealBatchSize\n"
-        "\tQueueOutboundSize          = 1024\n"
-        "\tQueueInboundSize           = 1024\n"
-        "\tQueueHandshakeSize         = 1024\n"
-        "\tMaxSegmentSize             = (1 << 16) - 1 // largest possible UDP datagram\n"
-        "\tPreallocatedBuffersPerPool = 0             // Disable and allow for infinite memory growth\n"
-        ")\n"
+        "func (device *Device) PopulatePools() {\n"
+        "\tdevice.pool.inboundElementsContainer = NewWaitPool(PreallocatedBuffersPerPool, func() any {\n"
+        "\t\ts := make([]*QueueInboundElement, 0, device.BatchSize())\n"
+        "\t\treturn &QueueInboundElementsContainer{elems: s}\n"
+        "\t})\n"
+        "\tdevice.pool.outboundElementsContainer = NewWaitPool(PreallocatedBuffersPerPool, func() any {\n"
+        "\t\ts := make([]*QueueOutboundElement, 0, device.BatchSize())\n"
+        "\t\treturn &QueueOutboundElementsContainer{elems: s}\n"
+        "\t})\n"
+        "\tdevice.pool.messageBuffers = NewWaitPool(PreallocatedBuffersPerPool, func() any {\n"
+        "\t\treturn new([MaxMessageSize]byte)\n"
+        "\t})\n"
+        "\tdevice.pool.inboundElements = NewWaitPool(PreallocatedBuffersPerPool, func() any {\n"
+        "\t\treturn new(QueueInboundElement)\n"
+        "\t})\n"
+        "\tdevice.pool.outboundElements = NewWaitPool(PreallocatedBuffersPerPool, func() any {\n"
+        "\t\treturn new(QueueOutboundElement)\n"
+        "\t})\n"
+        "}\n"
     ),
-    line="PreallocatedBuffersPerPool = 0             // Disable and allow for infinite memory growth",
-    fixed="PreallocatedBuffersPerPool = 1024",
+    line="device.pool.inboundElements = NewWaitPool(PreallocatedBuffersPerPool, func() any {",
+    fixed="device.pool.inboundElements = NewWaitPool(1024, func() any {",
     notice=(
-        "Modified by tailnet: device/queueconstants_default.go, one constant\n"
-        "(PreallocatedBuffersPerPool, 0 to 1024, as this module's iOS build has it),\n"
-        "so that its buffer pools are bounded. No other file of this module is changed."
+        "Modified by tailnet: device/pools.go, one line of PopulatePools (the pool of\n"
+        "inbound elements is bounded at 1024 instead of PreallocatedBuffersPerPool,\n"
+        "which is 0, unbounded, in the default build), so that a node receiving faster\n"
+        "than it can deliver holds at most 1024 received datagrams. No other file of\n"
+        "this module is changed."
     ),
     section="The wireguard-go pool bound",
 )

@@ -95,9 +95,9 @@ def test_the_package_carries_the_license_notices_of_what_the_library_links() -> 
     change = notices.split("\ngvisor.dev/gvisor ", 1)[1].split("\n\n", 2)[1]
     assert ": CHANGES\n" in notices
     assert change.startswith("Modified by tailnet: pkg/tcpip/stack/gro/gro.go"), change
-    # wireguard-go is built with its buffer pools bounded (MIT asks no note; it has one all the same).
+    # wireguard-go is built with its inbound queue bounded (MIT asks no note; it has one all the same).
     change = notices.split("\ngithub.com/tailscale/wireguard-go ", 1)[1].split("\n\n", 2)[1]
-    assert change.startswith("Modified by tailnet: device/queueconstants_default.go"), change
+    assert change.startswith("Modified by tailnet: device/pools.go"), change
 
 
 def test_the_unit_tests_need_no_build() -> None:

@@ -12,6 +12,8 @@ reaches the point the test waits for.
     python node_process.py block-dial HOSTNAME STATE_DIR ADDRESS
     python node_process.py send HOSTNAME STATE_DIR ADDRESS TEXT   print what an echo at ADDRESS returns
     python node_process.py try-up HOSTNAME STATE_DIR SECONDS      print "up" or the exception's class name
+    python node_process.py flood HOSTNAME STATE_DIR ADDRESS STREAMS BYTES
+        dial STREAMS connections, send BYTES on each at once, half-close, read a byte back; print "sent"
 """
 
 from __future__ import annotations
@@ -62,6 +64,31 @@ def signal_elsewhere_once_waiting(main_thread: int, function: str) -> None:
     signal.pthread_kill(threading.get_ident(), signal.SIGINT)
 
 
+def flood(server: tailnet.Server, address: str, streams: int, size: int) -> None:
+    """Send size bytes on each of streams connections at once, as many uploads to one service."""
+    conns = [server.dial("tcp", address, timeout=60) for _ in range(streams)]
+    errors: list[BaseException] = []
+
+    def send(conn: socket.socket) -> None:
+        try:
+            with conn:
+                conn.settimeout(600)  # a hang guard
+                conn.sendall(bytes(size))
+                conn.shutdown(socket.SHUT_WR)
+                if conn.recv(1) != b"\x01":
+                    raise ConnectionError("no acknowledgement")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(conn,)) for conn in conns]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
 def main(mode: str, hostname: str, state_dir: str, *rest: str) -> None:
     server = tailnet.Server(hostname, state_dir=state_dir, ephemeral=True)
     try:
@@ -101,6 +128,9 @@ def main(mode: str, hostname: str, state_dir: str, *rest: str) -> None:
                 conn.sendall(rest[1].encode())
                 conn.shutdown(socket.SHUT_WR)
                 print(conn.makefile().read(), flush=True)
+        elif mode == "flood":
+            flood(server, rest[0], int(rest[1]), int(rest[2]))
+            print("sent", flush=True)
         elif mode == "block-accept":
             listener = server.listen("tcp", ":7")
             print("blocking", flush=True)

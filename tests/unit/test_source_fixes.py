@@ -20,13 +20,13 @@ from build_libtailscale import GRO_FIX, SOURCE_FIXES, WG_POOL_FIX, BuildError, S
 FIXES = [pytest.param(fix, id=fix.module) for fix in SOURCE_FIXES]
 
 
-def _file(fix: SourceFix, text: str) -> str:
+def _file(text: str) -> str:
     return f"package x\n\n{text}"
 
 
 @pytest.mark.parametrize("fix", FIXES)
 def test_the_fix_changes_one_line_of_the_text_the_module_ships(fix: SourceFix) -> None:
-    source = _file(fix, fix.function)
+    source = _file(fix.function)
     assert fix.needed(source, "test")
     fixed = fix.apply(source)
     changed = [line for line in fixed.splitlines() if line not in source.splitlines()]
@@ -37,33 +37,50 @@ def test_the_fix_changes_one_line_of_the_text_the_module_ships(fix: SourceFix) -
 
 @pytest.mark.parametrize("fix", FIXES)
 def test_an_already_fixed_module_is_left_alone(fix: SourceFix) -> None:
-    assert not fix.needed(_file(fix, fix.function.replace(fix.line, fix.fixed)), "test")
+    assert not fix.needed(_file(fix.function.replace(fix.line, fix.fixed)), "test")
 
 
 @pytest.mark.parametrize(
-    ("fix", "source"),
+    ("fix", "source", "says"),
     [
-        pytest.param(GRO_FIX, "package gro\n", id="no Flush"),
+        pytest.param(GRO_FIX, "package gro\n", "no", id="no Flush"),
         pytest.param(
-            GRO_FIX, GRO_FIX.function.replace("pkt.DecRef()", "pkt.DecRef() // changed"), id="another Flush"
+            GRO_FIX,
+            GRO_FIX.function.replace("pkt.DecRef()", "pkt.DecRef() // changed"),
+            "another",
+            id="another Flush",
         ),
-        pytest.param(WG_POOL_FIX, "package device\n", id="no pool constant"),
+        pytest.param(WG_POOL_FIX, "package device\n", "no", id="no PopulatePools"),
         pytest.param(
-            WG_POOL_FIX, WG_POOL_FIX.function.replace("= 1024\n", "= 2048\n", 1), id="other queue sizes"
+            WG_POOL_FIX,
+            WG_POOL_FIX.function.replace("device.BatchSize()", "128"),
+            "another",
+            id="another PopulatePools",
         ),
         pytest.param(
-            WG_POOL_FIX, WG_POOL_FIX.function.replace(WG_POOL_FIX.line, "X = 1"), id="pool constant gone"
+            WG_POOL_FIX,
+            WG_POOL_FIX.function.replace(WG_POOL_FIX.line, "device.pool.inboundElements = nil"),
+            "no",
+            id="the pool's line gone",
         ),
     ],
 )
-def test_a_text_the_fix_was_not_written_for_is_refused(fix: SourceFix, source: str) -> None:
+def test_a_text_the_fix_was_not_written_for_is_refused(fix: SourceFix, source: str, says: str) -> None:
     module = fix.module.replace(".", r"\.")
-    with pytest.raises(BuildError, match=rf"{module} vX: this {module} is not the one .*{fix.section}"):
+    with pytest.raises(
+        BuildError, match=rf"{module} vX: this {module} is not the one .*has {says} .*{fix.section}"
+    ):
         fix.needed(source, f"{fix.module} vX")
 
 
-def test_the_pool_bound_keeps_the_buffer_size() -> None:
-    # Only the count is bounded: a buffer must still hold the largest datagram.
+def test_the_pool_bound_is_on_inbound_elements_only() -> None:
+    # The message buffers are shared with the send path: bounding them can deadlock.
     fixed = WG_POOL_FIX.apply(WG_POOL_FIX.function)
-    assert "MaxSegmentSize             = (1 << 16) - 1" in fixed
-    assert "PreallocatedBuffersPerPool = 1024 //" in fixed
+    assert "inboundElements = NewWaitPool(1024, " in fixed
+    for pool in (
+        "inboundElementsContainer",
+        "outboundElementsContainer",
+        "messageBuffers",
+        "outboundElements",
+    ):
+        assert f"device.pool.{pool} = NewWaitPool(PreallocatedBuffersPerPool, " in fixed
