@@ -242,7 +242,10 @@ GRO_FIX = SourceFix(
 #: buffer (or, past it, are dropped, and TCP inside the tunnel resends
 #: them). Only that pool: the message buffer pool is shared with the send
 #: path, and a bound there can deadlock, a send that waits for a buffer
-#: only the blocked receive path would return (docs/packaging.md).
+#: only the blocked receive path would return (docs/packaging.md). The
+#: bound must stay above what the receiving goroutines hold between them
+#: (one batch each: 3 receive functions x 128 datagrams on Linux), or one
+#: would wait for itself.
 WG_POOL_FIX = SourceFix(
     module="github.com/tailscale/wireguard-go",
     file="device/pools.go",
