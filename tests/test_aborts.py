@@ -27,13 +27,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from harness.helpers import aknows, eventually, knows, read_until_error, recv_all
+from harness.helpers import NODE, aknows, eventually, knows, read_until_error, recv_all
 
 import tailnet
 from tailnet.testing import LocalTailnet, set_knob
 
 Pair = tuple[tailnet.Server, tailnet.Server]
-NODE = str(Path(__file__).parent / "harness" / "node_process.py")
 
 
 def accept_pair(pair: Pair, port: int) -> tuple[socket.socket, socket.socket]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from harness import gotools
 from harness.headscale import Headscale
-from harness.helpers import EchoServer, assert_echoes_intact, eventually
+from harness.helpers import NODE, EchoServer, assert_echoes_intact, eventually
 
 import tailnet
 from tailnet.testing import QUIET_ENVIRONMENT, LocalTailnet
@@ -25,8 +25,6 @@ from tailnet.testing import QUIET_ENVIRONMENT, LocalTailnet
 # The first run builds headscale (about 10 minutes when Go's build cache is
 # cold): the per-test timeout covers the test, not that one-off build.
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(300, func_only=True)]
-
-NODE = str(Path(__file__).parent / "harness" / "node_process.py")
 
 
 @pytest.fixture(scope="module")

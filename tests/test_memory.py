@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from harness.helpers import DUMP_ON_ABORT
+from harness.helpers import spawn_node_process
 
 import tailnet
 from tailnet.testing import LocalTailnet, debug_counter
-
-NODE = str(Path(__file__).parent / "harness" / "node_process.py")
 
 
 def _library_mappings() -> list[dict[str, int]]:
@@ -103,12 +99,8 @@ def test_a_node_that_receives_faster_than_it_reads_keeps_its_heap_bounded(
             conn.sendall(b"\x01")
 
     with receiver.listen("tcp", ":9300") as listener:
-        env = {**os.environ, **local_tailnet.environ, **DUMP_ON_ABORT}
-        command = [sys.executable, NODE, "flood", "flood-tx", str(tmp_path / "tx")]
-        address = f"{receiver.ips[0]}:9300"
-        proc = subprocess.Popen(
-            [*command, address, str(FLOOD_STREAMS), str(each)], env=env, stdout=subprocess.PIPE, text=True
-        )
+        flood = ("flood", "flood-tx", f"{receiver.ips[0]}:9300", str(FLOOD_STREAMS), str(each))
+        proc = spawn_node_process(local_tailnet, tmp_path, *flood)
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         sinks = []
@@ -118,14 +110,14 @@ def test_a_node_that_receives_faster_than_it_reads_keeps_its_heap_bounded(
                 thread = threading.Thread(target=sink, args=(conn,), daemon=True)
                 thread.start()
                 sinks.append(thread)
-            out, _ = proc.communicate(timeout=600)  # a hang guard
+            out, err = proc.communicate(timeout=600)  # a hang guard
             for thread in sinks:
                 thread.join(timeout=600)
         finally:
             done.set()
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, out
+    assert proc.returncode == 0, err[-2000:]
     assert out == "sent\n"
     assert received == [each] * FLOOD_STREAMS
     assert peak > baseline, "the heap counter moved"

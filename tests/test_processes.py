@@ -6,34 +6,16 @@ import os
 import platform
 import signal
 import socket
-import subprocess
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from harness.helpers import DUMP_ON_ABORT, assert_echoes_intact, exit_output
+from harness.helpers import assert_echoes_intact, exit_output
+from harness.helpers import spawn_node_process as spawn
 
 import tailnet
 from tailnet.testing import LocalTailnet
-
-NODE = str(Path(__file__).parent / "harness" / "node_process.py")
-
-
-def spawn(
-    local_tailnet: LocalTailnet, tmp_path: Path, *args: str, **env_overrides: str
-) -> subprocess.Popen[str]:
-    """Run node_process.py MODE HOSTNAME [ARGS] on the local tailnet."""
-    env = {**os.environ, **local_tailnet.environ, **DUMP_ON_ABORT, **env_overrides}
-    return subprocess.Popen(
-        [sys.executable, NODE, *args[:2], str(tmp_path / args[1]), *args[2:]],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 @pytest.mark.parametrize("run", range(5))

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -108,6 +109,24 @@ DUMP_ON_ABORT = {"PYTHONFAULTHANDLER": "1"}
 
 #: How long a child may take to exit once told to: a hang guard, far above any slowness.
 EXIT_GUARD = 120.0
+
+#: A tailnet program the tests run as a separate process (its modes: its docstring).
+NODE = str(Path(__file__).parent / "node_process.py")
+
+
+def spawn_node_process(
+    local_tailnet: LocalTailnet, tmp_path: Path, *args: str, **env_overrides: str
+) -> subprocess.Popen[str]:
+    """Run node_process.py MODE HOSTNAME [ARGS] on the local tailnet (state in tmp_path/HOSTNAME)."""
+    env = {**os.environ, **local_tailnet.environ, **DUMP_ON_ABORT, **env_overrides}
+    return subprocess.Popen(
+        [sys.executable, NODE, *args[:2], str(tmp_path / args[1]), *args[2:]],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def exit_output(proc: subprocess.Popen[str], guard: float = EXIT_GUARD) -> tuple[str, str]:
