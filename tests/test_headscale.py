@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from harness import gotools
 from harness.headscale import Headscale
-from harness.helpers import NODE, EchoServer, assert_echoes_intact, eventually
+from harness.helpers import EchoServer, assert_echoes_intact, eventually, run_node_process
 
 import tailnet
 from tailnet.testing import QUIET_ENVIRONMENT, LocalTailnet
@@ -200,14 +199,7 @@ def spawn_node(
     env = {**os.environ, **QUIET_ENVIRONMENT, "TS_CONTROL_URL": headscale.url, "TS_AUTHKEY": key}
     if cert is not None:
         env["SSL_CERT_FILE"] = str(cert)
-    return subprocess.Popen(
-        [sys.executable, NODE, *args[:2], str(tmp_path / args[1]), *args[2:]],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return run_node_process(env, tmp_path, *args)
 
 
 def test_nodes_reach_headscale_over_tls_when_they_trust_its_ca(

@@ -114,11 +114,8 @@ EXIT_GUARD = 120.0
 NODE = str(Path(__file__).parent / "node_process.py")
 
 
-def spawn_node_process(
-    local_tailnet: LocalTailnet, tmp_path: Path, *args: str, **env_overrides: str
-) -> subprocess.Popen[str]:
-    """Run node_process.py MODE HOSTNAME [ARGS] on the local tailnet (state in tmp_path/HOSTNAME)."""
-    env = {**os.environ, **local_tailnet.environ, **DUMP_ON_ABORT, **env_overrides}
+def run_node_process(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    """Run node_process.py MODE HOSTNAME [ARGS] with env (state in tmp_path/HOSTNAME)."""
     return subprocess.Popen(
         [sys.executable, NODE, *args[:2], str(tmp_path / args[1]), *args[2:]],
         env=env,
@@ -127,6 +124,14 @@ def spawn_node_process(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def spawn_node_process(
+    local_tailnet: LocalTailnet, tmp_path: Path, *args: str, **env_overrides: str
+) -> subprocess.Popen[str]:
+    """:func:`run_node_process` on the local tailnet."""
+    env = {**os.environ, **local_tailnet.environ, **DUMP_ON_ABORT, **env_overrides}
+    return run_node_process(env, tmp_path, *args)
 
 
 def exit_output(proc: subprocess.Popen[str], guard: float = EXIT_GUARD) -> tuple[str, str]:
