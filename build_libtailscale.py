@@ -770,8 +770,11 @@ def check_header(go: str, cc: list[str] | None) -> None:
     sources = sorted(str(p) for p in GO_DIR.glob("*.go") if 'import "C"' in p.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         cgo_header = Path(tmp, "cgo_export.h")
+        # The separator matters: cgo names its probe objects objdir +
+        # "_cgo_N.o" before it appends one, so without it they are written
+        # beside tmp, in $TMPDIR, and never removed.
         gen = subprocess.run(
-            [go, "tool", "cgo", "-exportheader", str(cgo_header), "-objdir", tmp, *sources],
+            [go, "tool", "cgo", "-exportheader", str(cgo_header), "-objdir", tmp + os.sep, *sources],
             cwd=tmp,
             capture_output=True,
             text=True,

@@ -39,6 +39,19 @@ def test_header_declarations_match_the_library() -> None:
         assert ffi.typeof(getattr(library, name)).kind == "function"
 
 
+def test_the_header_check_leaves_nothing_in_the_temporary_directory(tmp_path: Path) -> None:
+    """cgo's probe objects stay inside the check's own directory, which is removed."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    subprocess.run(
+        [sys.executable, "-c", "import build_libtailscale as b; b.check_header(b.find_go(), None)"],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(scratch)},
+        check=True,
+    )
+    assert sorted(p.name for p in scratch.iterdir()) == []
+
+
 def _build_script_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("CC", "TAILNET_CC", "TAILNET_ZIG")}
     env.pop("_PYTHON_HOST_PLATFORM", None)
