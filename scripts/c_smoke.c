@@ -5,7 +5,9 @@
  * for a foreign one, inside scripts/in-netns.
  *
  * usage: c_smoke PATH/TO/libtailnet.so
- * Prints "c_smoke: ok: ..." and exits 0 when the echo came back.
+ * Prints "c_smoke: ok: ..." and exits 0 when the echo came back. The
+ * nodes' state directories are made in $TMPDIR (else /tmp) and left
+ * there: wheel_check.py points TMPDIR at a directory it removes.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -77,8 +79,11 @@ static int finish(int64_t op, int wait_fd, const char *what) {
 
 static int64_t node(const char *url, const char *hostname) {
     int64_t s;
-    char dir[] = "/tmp/c_smoke-XXXXXX";
-    if (mkdtemp(dir) == NULL) die("mkdtemp failed");
+    const char *parent = getenv("TMPDIR");
+    char dir[4096];
+    if (parent == NULL || *parent == '\0') parent = "/tmp";
+    if (snprintf(dir, sizeof dir, "%s/c_smoke-XXXXXX", parent) >= (int)sizeof dir) die("TMPDIR is too long");
+    if (mkdtemp(dir) == NULL) die("mkdtemp in %s failed", parent);
     check(p_tailnet_new(&s, err, sizeof err), "new");
     check(p_tailnet_set(s, "hostname", hostname, err, sizeof err), "set hostname");
     check(p_tailnet_set(s, "dir", dir, err, sizeof err), "set dir");

@@ -205,7 +205,9 @@ def c_smoke(arch: str, lib: Path, tmp: Path) -> str:
     else:
         print(f"SKIP: no qemu-aarch64 or {ARM64_SYSROOT} (apt-get install qemu-user libc6-arm64-cross)")
         return "skipped (no qemu-user here)"
-    run([str(SCRIPTS / "in-netns"), *cmd])
+    nodes = tmp / f"c_smoke-{arch}-nodes"  # their state directories, removed with tmp
+    nodes.mkdir(exist_ok=True)
+    run([str(SCRIPTS / "in-netns"), *cmd], env={**os.environ, "TMPDIR": str(nodes)})
     return f"passed {how}"
 
 
