@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from ._spec import (
     now_ns,
     percentile_us,
     rss_mib,
+    state_dir,
 )
 from ._udp import UdpCounter, parse
 
@@ -55,9 +55,7 @@ class AsyncNode:
     async def up(cls, role: str) -> AsyncNode:
         """Create a node and bring it up."""
         start = now_ns()
-        server = tailnet.AsyncServer(
-            f"py-{role}-{os.getpid()}", state_dir=tempfile.mkdtemp(prefix="tailnet-bench-"), ephemeral=True
-        )
+        server = tailnet.AsyncServer(f"py-{role}-{os.getpid()}", state_dir=state_dir(role), ephemeral=True)
         await server.up(timeout=60)
         return cls(server, (now_ns() - start) / 1e6)
 

@@ -7,6 +7,7 @@ same ports, sizes and definitions; benchmarks/README.md is the contract.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -169,6 +170,21 @@ def rss_mib() -> float:
     except OSError:
         pass
     return -1.0
+
+
+def state_dir(role: str) -> str:
+    """A new state directory for this process's node, in ``$TMPDIR``.
+
+    The harness gives each run a ``$TMPDIR`` of its own and removes it
+    afterwards, so that no run leaves directories behind. Not
+    ``tempfile.mkdtemp``: ``tempfile`` brings ``shutil``, ``random``,
+    ``bz2`` and ``lzma`` (0.8 MiB), which the memory process would count
+    as the library's.
+    """
+    parent = os.environ.get("TMPDIR") or "/tmp"  # noqa: S108 - mkdir below fails if the name exists
+    path = os.path.join(parent, f"tailnet-bench-{role}-{os.getpid()}-{now_ns()}")
+    os.mkdir(path, 0o700)
+    return path
 
 
 def now_ns() -> int:

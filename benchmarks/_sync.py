@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from ._spec import (
     now_ns,
     percentile_us,
     rss_mib,
+    state_dir,
 )
 from ._udp import UdpCounter
 
@@ -70,7 +70,7 @@ class TailnetNetwork:
 
         start = now_ns()
         self.server = tailnet.Server(
-            f"py-{role}-{os.getpid()}", state_dir=tempfile.mkdtemp(prefix="tailnet-bench-"), ephemeral=True
+            f"py-{role}-{os.getpid()}", state_dir=state_dir(role), ephemeral=True
         ).up(timeout=60)
         self.startup_ms: float | None = (now_ns() - start) / 1e6
         self.host = str(self.server.ips[0])

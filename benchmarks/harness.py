@@ -20,6 +20,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -118,9 +119,11 @@ class Runner:
         Each run gets a fresh local tailnet: nodes that have exited stay on
         a control server's map for a while, and every node would otherwise
         carry a netmap (memory, work) that grows with each run before it.
+        Its processes get a ``$TMPDIR`` of their own for their nodes' state
+        directories, removed when they are done.
         """
-        with LocalTailnet() as net:
-            self.env = {**os.environ, **net.environ, "PYTHONPATH": str(ROOT)}
+        with LocalTailnet() as net, tempfile.TemporaryDirectory(prefix="tailnet-bench-") as scratch:
+            self.env = {**os.environ, **net.environ, "PYTHONPATH": str(ROOT), "TMPDIR": scratch}
             return self._run(system, repeat)
 
     def _run(self, system: System, repeat: int) -> dict[str, Any]:

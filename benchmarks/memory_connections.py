@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import tempfile
 import threading
 import time
 
-import tailnet
 from tailnet.testing import LocalTailnet, debug_counter
 
 PAYLOAD = 256 << 10
@@ -47,8 +45,8 @@ def main() -> None:
     pairs = parser.parse_args().pairs
     with LocalTailnet() as net:
         os.environ.update(net.environ)
-        a = tailnet.Server("mem-a", state_dir=tempfile.mkdtemp(), ephemeral=True).up(timeout=60)
-        b = tailnet.Server("mem-b", state_dir=tempfile.mkdtemp(), ephemeral=True).up(timeout=60)
+        a = net.server("mem-a").up(timeout=60)
+        b = net.server("mem-b").up(timeout=60)
         listener = b.listen("tcp", ":80")
         accepted: list[socket.socket] = []
 
