@@ -162,7 +162,8 @@ def measure(system: str, command: list[str], go_code: str, settle: float) -> dic
     from tailnet.testing import LocalTailnet
 
     with LocalTailnet() as net, tempfile.TemporaryDirectory(prefix="tailnet-idle-") as state:
-        env = {**os.environ, **net.environ, "PYTHONPATH": str(ROOT)}
+        # TMPDIR: where tsnetbench makes its node's directory, removed with state.
+        env = {**os.environ, **net.environ, "PYTHONPATH": str(ROOT), "TMPDIR": state}
         if command[0] == sys.executable:
             command = [*command, state]
         proc = subprocess.Popen(

@@ -311,7 +311,9 @@ class ControlProcess:
             args += ["--authkey", self.info["authkey"]]
         for name, port in ports.items():
             args += [f"--{name.replace('_', '-')}", str(port)]
-        self.proc = self.host.python(*args, log=self._log_dir / "control.log")
+        # Its own TMPDIR: a test may kill it, and it could not remove its directory then.
+        env = {**os.environ, "TMPDIR": str(self._log_dir)}
+        self.proc = self.host.python(*args, env=env, log=self._log_dir / "control.log")
         self.info = self.proc.read(60)
 
     @property
