@@ -96,12 +96,16 @@ class PostgresServer:
             os.chown(self._dir, user.pw_uid, user.pw_gid)
             prefix = ["runuser", "-u", user.pw_name, "--"]
         data = self._dir / "data"
-        subprocess.run(
-            [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "--no-sync"],
-            check=True,
-            capture_output=True,
-            timeout=timeout,
-        )
+        try:
+            subprocess.run(
+                [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "--no-sync"],
+                check=True,
+                capture_output=True,
+                timeout=timeout,
+            )
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
         self._proc = subprocess.Popen(
             [
                 *prefix,
