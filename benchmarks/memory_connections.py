@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 
@@ -43,6 +45,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.memory_connections", description=__doc__)
     parser.add_argument("--pairs", type=int, default=500, help="connections (default 500)")
     pairs = parser.parse_args().pairs
+    # Every directory of this process (the local tailnet's, the nodes'
+    # state) in one, removed before the os._exit below skips all cleanup.
+    scratch = tempfile.mkdtemp(prefix="tailnet-memconn-")
+    tempfile.tempdir = scratch
+    try:
+        _measure(pairs, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _measure(pairs: int, scratch: str) -> None:
     with LocalTailnet() as net:
         os.environ.update(net.environ)
         a = net.server("mem-a").up(timeout=60)
@@ -72,6 +85,7 @@ def main() -> None:
         print(_reading("idle again after 256 KiB each way"), flush=True)
         # No close: after many connections tailscale's netstack can stall
         # in Close (docs/architecture.md); nothing is measured after this.
+        shutil.rmtree(scratch, ignore_errors=True)
         os._exit(0)
 
 
